@@ -1,0 +1,34 @@
+/**
+ * The Koa application: small middleware, each doing one thing, then the routes.
+ */
+import Koa from 'koa';
+import { authenticate } from './auth.ts';
+import { boardMiddleware } from './board.ts';
+import type { ApiDeps } from './deps.ts';
+import { problemMiddleware } from './problem.ts';
+import { RouteTable } from './route-table.ts';
+import { datasetRoutes } from './routes/datasets.ts';
+import { jobRoutes } from './routes/jobs.ts';
+import { openapiRoute } from './routes/openapi.ts';
+import { queryRoutes } from './routes/query.ts';
+import { systemRoutes } from './routes/system.ts';
+
+export const API_VERSION = '0.1.0';
+
+export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
+  const app = new Koa();
+  const routes = new RouteTable();
+  systemRoutes(routes, deps);
+  jobRoutes(routes, deps);
+  datasetRoutes(routes, deps);
+  queryRoutes(routes, deps);
+  openapiRoute(routes, API_VERSION);
+
+  app.use(deps.metrics.middleware());
+  app.use(problemMiddleware(deps.log));
+  app.use(authenticate(deps.keys));
+  for (const mw of boardMiddleware(deps.producer)) app.use(mw);
+  app.use(routes.router.routes());
+  app.use(routes.router.allowedMethods({ throw: true }));
+  return { app, routes };
+}

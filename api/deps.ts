@@ -1,0 +1,22 @@
+import type { Redis } from 'ioredis';
+import type { Producer } from '../queues/producer.ts';
+import type { KeyRing } from '../shared/auth/key-ring.ts';
+import type { Config } from '../shared/config.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { CatalogQuery } from '../shared/sql/catalog-query.ts';
+import type { DataRoot } from '../shared/storage/data-root.ts';
+import type { JobEvents } from './job-events.ts';
+import type { Metrics } from './metrics.ts';
+
+/** What the routes are given: built once by server.ts, replaceable in tests. */
+export interface ApiDeps {
+  config: Config;
+  root: DataRoot;
+  redis: Redis;
+  producer: Producer;
+  sql: CatalogQuery;
+  keys: KeyRing;
+  log: Logger;
+  metrics: Metrics;
+  events: JobEvents;
+}

@@ -1,0 +1,199 @@
+import type { Job } from 'bullmq';
+import type { Context } from 'koa';
+import { PassThrough } from 'node:stream';
+import { z } from 'zod';
+import { QUEUE_NAMES, QUEUES } from '../../queues/registry.ts';
+import { ConflictError, NotFoundError } from '../../shared/errors.ts';
+import type { ApiDeps } from '../deps.ts';
+import type { JobEvent } from '../job-events.ts';
+import { enqueuedSchema, jobStates, jobView, jobViewSchema } from '../job-view.ts';
+import type { RouteTable } from '../route-table.ts';
+
+/** BullMQ ids: no ':' (key separator) and not a bare integer (clashes with generated ids). */
+export const jobIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, . _ - (at most 128)')
+  .refine((s) => !/^\d+$/.test(s), 'must not be a bare integer');
+
+const queueParam = z.object({ queue: z.enum(QUEUE_NAMES as [string, ...string[]]) });
+const jobParams = queueParam.extend({ id: z.string().min(1).max(128) });
+const enqueueQuery = z.object({
+  jobId: jobIdSchema.optional().describe('dedupe: a job with this id already present is returned instead of adding another'),
+  priority: z.coerce.number().int().min(1).max(2_097_152).optional(),
+  delay_ms: z.coerce.number().int().min(0).optional(),
+});
+const bulkBody = (payload: z.ZodType) =>
+  z.object({
+    jobs: z
+      .array(z.object({ payload, jobId: jobIdSchema.optional(), priority: z.number().int().min(1).optional() }))
+      .min(1)
+      .max(10_000),
+  });
+const listQuery = z.object({
+  state: z.enum(jobStates).default('waiting'),
+  start: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+});
+
+export function idempotencyKey(ctx: Context, fromQuery: string | undefined): string | undefined {
+  const header = ctx.get('idempotency-key');
+  if (!header) return fromQuery;
+  const parsed = jobIdSchema.safeParse(header);
+  if (!parsed.success) throw new ConflictError(`Idempotency-Key: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+export async function answerEnqueued(ctx: Context, job: Job): Promise<void> {
+  ctx.status = 202;
+  ctx.set('Location', `/jobs/${job.queueName}/${job.id}`);
+  ctx.body = { id: job.id!, queue: job.queueName, state: await job.getState() };
+}
+
+async function findJob(deps: ApiDeps, queue: string, id: string): Promise<Job> {
+  const job = await deps.producer.queue(queue).getJob(id);
+  if (!job) throw new NotFoundError(`no job ${JSON.stringify(id)} in queue ${queue} (it may have been removed after completing)`);
+  return job;
+}
+
+export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
+  for (const decl of QUEUES) {
+    table.add(
+      {
+        method: 'post', path: `/jobs/${decl.name}`, tag: 'jobs', role: 'writer', summary: `Enqueue one ${decl.name} job: ${decl.description}`,
+        query: enqueueQuery, body: decl.payload,
+        responses: { 202: { description: 'enqueued (or the existing job with the same id)', schema: enqueuedSchema } },
+      },
+      async (ctx, { query, body }) => {
+        const job = await deps.producer.add(decl.name, {
+          payload: body,
+          jobId: idempotencyKey(ctx, query.jobId),
+          options: { ...(query.priority ? { priority: query.priority } : {}), ...(query.delay_ms ? { delay: query.delay_ms } : {}) },
+        });
+        await answerEnqueued(ctx, job);
+      },
+    );
+    table.add(
+      {
+        method: 'post', path: `/jobs/${decl.name}/bulk`, tag: 'jobs', role: 'writer', summary: `Enqueue up to 10000 ${decl.name} jobs at once`,
+        body: bulkBody(decl.payload), bodyLimit: 64 * 1024 * 1024,
+        responses: { 202: { description: 'enqueued', schema: z.object({ count: z.number().int(), jobs: z.array(enqueuedSchema) }) } },
+      },
+      async (ctx, { body }) => {
+        const jobs = await deps.producer.addBulk(
+          decl.name,
+          body.jobs.map((j) => ({ payload: j.payload, jobId: j.jobId, options: j.priority ? { priority: j.priority } : {} })),
+        );
+        ctx.status = 202;
+        ctx.body = { count: jobs.length, jobs: jobs.map((j) => ({ id: j.id!, queue: decl.name, state: 'waiting' })) };
+      },
+    );
+  }
+
+  table.add(
+    {
+      method: 'get', path: '/jobs/:queue', tag: 'jobs', role: 'reader', summary: 'List jobs of a queue in one state, paginated',
+      params: queueParam, query: listQuery,
+      responses: {
+        200: {
+          description: 'a page of jobs',
+          schema: z.object({ queue: z.string(), state: z.string(), counts: z.record(z.string(), z.number()), jobs: z.array(jobViewSchema), next_start: z.number().nullable() }),
+        },
+      },
+    },
+    async (ctx, { params, query }) => {
+      const q = deps.producer.queue(params.queue);
+      const [jobs, counts] = await Promise.all([
+        q.getJobs([query.state], query.start, query.start + query.limit - 1, query.state !== 'waiting'),
+        q.getJobCounts(...jobStates),
+      ]);
+      const total = counts[query.state] ?? 0;
+      ctx.body = {
+        queue: params.queue, state: query.state, counts,
+        jobs: jobs.filter(Boolean).map((j) => jobView(j, query.state)),
+        next_start: query.start + query.limit < total ? query.start + query.limit : null,
+      };
+    },
+  );
+
+  table.add(
+    {
+      method: 'get', path: '/jobs/:queue/:id', tag: 'jobs', role: 'reader', summary: 'One job: state, progress, attempts, result or failure',
+      params: jobParams, responses: { 200: { description: 'the job', schema: jobViewSchema } },
+    },
+    async (ctx, { params }) => {
+      const job = await findJob(deps, params.queue, params.id);
+      ctx.body = jobView(job, await job.getState());
+    },
+  );
+
+  table.add(
+    {
+      method: 'get', path: '/jobs/:queue/:id/events', tag: 'jobs', role: 'reader',
+      summary: 'Server-Sent Events for one job: state (first), active, progress, completed, failed; the stream ends when the job does',
+      params: jobParams, responses: { 200: { description: 'an event stream', contentType: 'text/event-stream', schema: z.string() } },
+    },
+    async (ctx, { params }) => streamJobEvents(ctx, deps, params.queue, params.id),
+  );
+
+  table.add(
+    {
+      method: 'post', path: '/jobs/:queue/:id/retry', tag: 'jobs', role: 'writer', summary: 'Retry a failed job',
+      params: jobParams, responses: { 202: { description: 'moved back to waiting', schema: enqueuedSchema } },
+    },
+    async (ctx, { params }) => {
+      const job = await findJob(deps, params.queue, params.id);
+      const state = await job.getState();
+      if (state !== 'failed') throw new ConflictError(`job ${params.id} is ${state}; only failed jobs can be retried`);
+      await job.retry('failed');
+      await answerEnqueued(ctx, job);
+    },
+  );
+
+  table.add(
+    {
+      method: 'delete', path: '/jobs/:queue/:id', tag: 'jobs', role: 'admin', summary: 'Remove a job that is not running',
+      params: jobParams, responses: { 204: { description: 'removed' } },
+    },
+    async (ctx, { params }) => {
+      const job = await findJob(deps, params.queue, params.id);
+      const state = await job.getState();
+      if (state === 'active') throw new ConflictError(`job ${params.id} is running; wait for it to finish or fail`);
+      await job.remove();
+      ctx.status = 204;
+    },
+  );
+}
+
+async function streamJobEvents(ctx: Context, deps: ApiDeps, queue: string, id: string): Promise<void> {
+  const stream = new PassThrough();
+  const send = (event: string, data: unknown) => stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  let unsubscribe = () => {};
+  const end = () => {
+    unsubscribe();
+    clearInterval(keepAlive);
+    stream.end();
+  };
+  // subscribe before reading the state, so an event between the two is not missed
+  unsubscribe = await deps.events.subscribe(queue, id, (e: JobEvent) => {
+    if (e.type === 'progress') send('progress', e.data);
+    else if (e.type === 'active') send('active', {});
+    else if (e.type === 'completed') (send('completed', { result: e.result }), end());
+    else (send('failed', { reason: e.reason }), end());
+  });
+  const keepAlive = setInterval(() => stream.write(': keep-alive\n\n'), 15_000);
+  let job: Job;
+  try {
+    job = await findJob(deps, queue, id);
+  } catch (err) {
+    end();
+    throw err;
+  }
+  ctx.req.on('close', end);
+  ctx.status = 200;
+  ctx.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  ctx.body = stream;
+  const state = await job.getState();
+  send('state', jobView(job, state));
+  if (state === 'completed') (send('completed', { result: job.returnvalue }), end());
+  else if (state === 'failed') (send('failed', { reason: job.failedReason }), end());
+}

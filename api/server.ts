@@ -1,0 +1,83 @@
+/**
+ * Builds the API's dependencies from a Config and listens. Start-up fails early and clearly:
+ * no Redis, no keys, a data root that can't be written.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Producer } from '../queues/producer.ts';
+import { ensureGeneratedKey, KeyRing } from '../shared/auth/key-ring.ts';
+import type { Config } from '../shared/config.ts';
+import type { Logger } from '../shared/logger.ts';
+import { createRedis, waitForReady, warnUnlessNoeviction } from '../shared/redis/connection.ts';
+import { CatalogQuery } from '../shared/sql/catalog-query.ts';
+import { DataRoot } from '../shared/storage/data-root.ts';
+import { createApp } from './app.ts';
+import type { ApiDeps } from './deps.ts';
+import { JobEvents } from './job-events.ts';
+import { Metrics } from './metrics.ts';
+
+export interface RunningApi {
+  url: string;
+  port: number;
+  deps: ApiDeps;
+  close(): Promise<void>;
+}
+
+/** Configured keys, or else the generated admin key from the data root: never an open API. */
+export async function loadKeys(config: Config, root: DataRoot, log: Logger): Promise<KeyRing> {
+  if (config.apiKeys.length > 0) return new KeyRing(config.apiKeys);
+  const generated = await ensureGeneratedKey(root.secretsDir());
+  log.warn(
+    { file: generated.file },
+    `LAKEHOUSE_API_KEYS is not set: ${generated.created ? 'generated' : 'using'} an admin key stored in ${generated.file} (mode 0600). ` +
+      `Use it as "Authorization: Bearer $(cat ${generated.file})"; set LAKEHOUSE_API_KEYS for real deployments.`,
+  );
+  return new KeyRing([{ key: generated.key, role: 'admin' }]);
+}
+
+export async function startApi(config: Config, log: Logger): Promise<RunningApi> {
+  const root = new DataRoot(config.dataDir);
+  await root.ensure();
+  const redis = createRedis(config.redisUrl, 'producer');
+  redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  await waitForReady(redis);
+  await warnUnlessNoeviction(redis, log);
+  const producer = new Producer(redis, config.queuePrefix);
+  const deps: ApiDeps = {
+    config,
+    root,
+    redis,
+    producer,
+    sql: await CatalogQuery.open(root, { maxRows: config.queryMaxRows, timeoutMs: config.queryTimeoutMs }),
+    keys: await loadKeys(config, root, log),
+    log,
+    metrics: new Metrics(producer),
+    events: new JobEvents(config),
+  };
+  const { app } = createApp(deps);
+  const server = http.createServer(app.callback());
+  server.requestTimeout = 0; // uploads of hundreds of MiB may take minutes
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, board: `${url}/admin/queues` }, 'API listening');
+  return {
+    url,
+    port,
+    deps,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2_000).unref(); // SSE streams never go idle
+      });
+      await deps.events.close();
+      await producer.close();
+      await deps.sql.close();
+      await redis.quit().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * Streams a request body into the staging area of the data root (so a worker on another host
+ * can read it), counting bytes as they pass: past the limit the transfer is cut, the partial
+ * file removed, and the client told 413. The body is never held in memory.
+ */
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Context } from 'koa';
+import type { DataRoot } from '../shared/storage/data-root.ts';
+import { HttpProblem } from './problem.ts';
+
+export interface StagedUpload {
+  /** Relative to the data root: what goes into the job payload. */
+  relative: string;
+  absolute: string;
+  bytes: number;
+}
+
+export async function stageUpload(ctx: Context, root: DataRoot, limit: number, extension: string): Promise<StagedUpload> {
+  const declared = Number(ctx.get('content-length') || 0);
+  if (declared > limit) throw tooLarge(limit);
+  const name = `${randomUUID()}.${extension}`;
+  const absolute = path.join(root.uploadsDir(), name);
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      done(bytes > limit ? tooLarge(limit) : null, chunk);
+    },
+  });
+  try {
+    await pipeline(ctx.req, counter, createWriteStream(absolute, { flags: 'wx' }));
+  } catch (err) {
+    await fs.rm(absolute, { force: true });
+    if (err instanceof HttpProblem) {
+      ctx.set('Connection', 'close'); // don't read the rest of an oversized body
+      throw err;
+    }
+    throw new HttpProblem(400, 'Bad Request', `the upload was interrupted: ${(err as Error).message}`);
+  }
+  if (bytes === 0) {
+    await fs.rm(absolute, { force: true });
+    throw new HttpProblem(400, 'Bad Request', 'the upload is empty');
+  }
+  return { relative: path.relative(root.root, absolute).split(path.sep).join('/'), absolute, bytes };
+}
+
+function tooLarge(limit: number): HttpProblem {
+  return new HttpProblem(413, 'Payload Too Large', `uploads are limited to ${limit} bytes (LAKEHOUSE_UPLOAD_MAX_BYTES)`);
+}

@@ -1,0 +1,102 @@
+/**
+ * The one place the environment is read. Every variable is documented in README.md and
+ * .env.example; a bad value stops start-up naming the variable and what was expected.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+
+const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+
+const apiKeys = z
+  .string()
+  .default('')
+  .transform((raw, ctx) => {
+    const keys: { key: string; role: Role }[] = [];
+    for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const cut = entry.lastIndexOf(':');
+      const key = entry.slice(0, cut);
+      const role = entry.slice(cut + 1);
+      if (cut <= 0 || !ROLES.includes(role as Role)) {
+        ctx.addIssue({ code: 'custom', message: `expected key:role with role one of ${ROLES.join('|')}, got an entry ending in "${role}"` });
+        return z.NEVER;
+      }
+      if (key.length < 16) {
+        ctx.addIssue({ code: 'custom', message: 'every key must be at least 16 characters long' });
+        return z.NEVER;
+      }
+      keys.push({ key, role: role as Role });
+    }
+    return keys;
+  });
+
+export const ROLES = ['admin', 'writer', 'reader'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const configSchema = z.object({
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  LAKEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  PORT: int(3100).pipe(z.number().max(65535)),
+  LAKEHOUSE_HOST: z.string().min(1).default('127.0.0.1'),
+  LAKEHOUSE_API_KEYS: apiKeys,
+  LAKEHOUSE_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_{}:-]+$/, 'letters, digits, _ - : { }').default('lakehouse'),
+  LAKEHOUSE_UPLOAD_MAX_BYTES: int(512 * MiB, 1),
+  LAKEHOUSE_QUERY_TIMEOUT_MS: int(30_000, 1),
+  LAKEHOUSE_QUERY_MAX_ROWS: int(10_000, 1),
+  LAKEHOUSE_WORKER_CONCURRENCY: int(2, 1),
+  LAKEHOUSE_QUEUES: z.string().regex(/^[a-z,-]+$/, 'a comma-separated list of queue names, or all').default('all'),
+  LAKEHOUSE_SHUTDOWN_TIMEOUT_MS: int(30_000, 0),
+  LAKEHOUSE_PRIVATE_REDIS: z.enum(['auto', 'never']).default('auto'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type RawConfig = z.output<typeof configSchema>;
+
+export interface Config {
+  redisUrl: string;
+  dataDir: string;
+  port: number;
+  host: string;
+  apiKeys: { key: string; role: Role }[];
+  queuePrefix: string;
+  uploadMaxBytes: number;
+  queryTimeoutMs: number;
+  queryMaxRows: number;
+  workerConcurrency: number;
+  /** Queues `lakehouse worker` serves when --queues is not given (raw list, checked by the registry). */
+  workerQueues: string;
+  shutdownTimeoutMs: number;
+  privateRedis: 'auto' | 'never';
+  logLevel: RawConfig['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses an environment (process.env by default) into a Config, or throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  return Object.freeze({
+    redisUrl: c.REDIS_URL,
+    dataDir: path.resolve(c.LAKEHOUSE_DATA_DIR),
+    port: c.PORT,
+    host: c.LAKEHOUSE_HOST,
+    apiKeys: c.LAKEHOUSE_API_KEYS,
+    queuePrefix: c.LAKEHOUSE_QUEUE_PREFIX,
+    uploadMaxBytes: c.LAKEHOUSE_UPLOAD_MAX_BYTES,
+    queryTimeoutMs: c.LAKEHOUSE_QUERY_TIMEOUT_MS,
+    queryMaxRows: c.LAKEHOUSE_QUERY_MAX_ROWS,
+    workerConcurrency: c.LAKEHOUSE_WORKER_CONCURRENCY,
+    workerQueues: c.LAKEHOUSE_QUEUES,
+    shutdownTimeoutMs: c.LAKEHOUSE_SHUTDOWN_TIMEOUT_MS,
+    privateRedis: c.LAKEHOUSE_PRIVATE_REDIS,
+    logLevel: c.LOG_LEVEL,
+  });
+}

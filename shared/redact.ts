@@ -1,0 +1,6 @@
+const CREDENTIALS_IN_URL = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):[^@/\s]*@/gi;
+
+/** Replaces the password of every `scheme://user:pass@host` in a text with `***`. */
+export function redactSecrets(text: string): string {
+  return text.replace(CREDENTIALS_IN_URL, '$1:***@');
+}

@@ -1,0 +1,59 @@
+/**
+ * Producers, workers and job-state polling for integration tests, all registered with the
+ * test environment's cleanup so a failing assertion never leaves a worker or connection open.
+ */
+import type { Job, JobState, Queue } from 'bullmq';
+import { Producer } from '../../queues/producer.ts';
+import { createLogger } from '../../shared/logger.ts';
+import { createRedis, waitForReady } from '../../shared/redis/connection.ts';
+import { startWorkers, type RunningWorkers } from '../../workers/runner.ts';
+import { waitFor, type TestEnv } from './env.ts';
+
+export const silentLog = createLogger('silent', 'test');
+
+/** A Producer on its own producer-role connection (fail-fast, so it waits for ready first). */
+export async function startProducer(env: TestEnv): Promise<Producer> {
+  const connection = createRedis(env.config.redisUrl, 'producer');
+  connection.on('error', () => {});
+  await waitForReady(connection);
+  const producer = new Producer(connection, env.prefix);
+  env.defer(async () => {
+    await producer.close();
+    await connection.quit().catch(() => connection.disconnect());
+  });
+  return producer;
+}
+
+/** startWorkers with this env's config; closed (5 s grace) by cleanup if the test did not. */
+export async function startTestWorkers(env: TestEnv, queues: string[] = ['ingest'], concurrency = 1): Promise<RunningWorkers> {
+  const running = await startWorkers({ config: env.config, queues, concurrency, log: silentLog });
+  env.defer(() => running.close(5_000));
+  return running;
+}
+
+export async function jobState(queue: Queue, id: string): Promise<JobState | 'unknown'> {
+  return queue.getJobState(id);
+}
+
+/** Waits until the job is in one of `states`, then returns a fresh copy of it. */
+export async function waitForJobState(
+  queue: Queue,
+  id: string,
+  states: readonly (JobState | 'unknown')[],
+  timeoutMs = 30_000,
+): Promise<Job> {
+  let last: JobState | 'unknown' | undefined;
+  try {
+    await waitFor(async () => states.includes((last = await queue.getJobState(id))), { timeoutMs, intervalMs: 50 });
+  } catch (err) {
+    throw new Error(`job ${id} did not become ${states.join('|')} within ${timeoutMs} ms; last state: ${last ?? '?'}`, { cause: err });
+  }
+  const job = await queue.getJob(id);
+  if (!job) throw new Error(`job ${id} vanished`);
+  return job;
+}
+
+/** Waits until the job completed or failed and returns it. */
+export function waitForFinished(queue: Queue, id: string, timeoutMs = 30_000): Promise<Job> {
+  return waitForJobState(queue, id, ['completed', 'failed'], timeoutMs);
+}

@@ -1,0 +1,17 @@
+import type { Job } from 'bullmq';
+import type { ProgressFn } from '../shared/progress.ts';
+
+/**
+ * Adapts a job to the domain's progress callback. Progress is an object with `percent` (what
+ * Bull Board, SSE clients and the CLI bar read) plus the domain's detail (counts, rates).
+ * Updates are throttled so a fast loop doesn't flood Redis.
+ */
+export function jobProgress(job: Job, minIntervalMs = 200): ProgressFn {
+  let last = 0;
+  return async (fraction, detail = {}) => {
+    const now = Date.now();
+    if (fraction < 1 && now - last < minIntervalMs) return;
+    last = now;
+    await job.updateProgress({ percent: Math.round(Math.min(Math.max(fraction, 0), 1) * 1000) / 10, ...detail });
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Runs BullMQ workers for a subset of the declared queues in this process, announces them in
+ * the cluster membership, and shuts them down gracefully: on close, active jobs get until the
+ * deadline to finish; past it the workers are force-closed and their jobs' locks lapse, so
+ * BullMQ's stalled-job check hands them to another worker. No job is lost either way.
+ */
+import { Worker, type Processor } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { fileURLToPath } from 'node:url';
+import { getQueueDeclaration } from '../queues/registry.ts';
+import type { Config } from '../shared/config.ts';
+import { heartbeat, HEARTBEAT_MS, leave, newWorkerRecord, type WorkerRecord } from '../shared/cluster/membership.ts';
+import type { Logger } from '../shared/logger.ts';
+import { createRedis } from '../shared/redis/connection.ts';
+
+export interface WorkerOptions {
+  config: Config;
+  queues: string[];
+  /** Jobs run at once per queue. @defaultValue config.workerConcurrency */
+  concurrency?: number;
+  log: Logger;
+}
+
+export interface RunningWorkers {
+  record: WorkerRecord;
+  workers: Worker[];
+  /** Waits for active jobs up to `deadlineMs`, then forces. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export function processorFile(queue: string): string {
+  return fileURLToPath(new URL(`./processors/${queue}.ts`, import.meta.url));
+}
+
+/** A sandboxed child must load TypeScript too: make sure it inherits a tsx loader. */
+function childExecArgv(): string[] {
+  const inherited = process.execArgv.filter((a) => !a.startsWith('--inspect'));
+  const hasTsx = inherited.some((a) => a.includes('tsx'));
+  return hasTsx ? inherited : [...inherited, '--import', import.meta.resolve('tsx')];
+}
+
+async function makeWorker(queue: string, concurrency: number, connection: Redis, prefix: string): Promise<Worker> {
+  const decl = getQueueDeclaration(queue);
+  const file = processorFile(queue);
+  const processor: string | Processor = decl.sandboxed ? file : ((await import(file)) as { default: Processor }).default;
+  return new Worker(queue, processor, {
+    connection,
+    prefix,
+    concurrency,
+    ...(decl.sandboxed ? { workerForkOptions: { execArgv: childExecArgv() } } : {}),
+  });
+}
+
+export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
+  const concurrency = opts.concurrency ?? opts.config.workerConcurrency;
+  const prefix = opts.config.queuePrefix;
+  const connection = createRedis(opts.config.redisUrl, 'worker');
+  const workers = await Promise.all(opts.queues.map((q) => makeWorker(q, concurrency, connection, prefix)));
+  for (const w of workers) {
+    w.on('failed', (job, err) => opts.log.warn({ queue: w.name, job: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
+    w.on('error', (err) => opts.log.error({ queue: w.name, err: err.message }, 'worker error'));
+  }
+  const record = newWorkerRecord(opts.queues, concurrency);
+  const beat = () => heartbeat(connection, prefix, record).catch((err) => opts.log.warn({ err: err.message }, 'heartbeat failed'));
+  await beat();
+  const timer = setInterval(beat, HEARTBEAT_MS);
+  opts.log.info({ queues: opts.queues, concurrency, id: record.id }, 'workers started');
+
+  let closing: Promise<void> | undefined;
+  const close = (deadlineMs = opts.config.shutdownTimeoutMs) =>
+    (closing ??= (async () => {
+      clearInterval(timer);
+      const graceful = Promise.all(workers.map((w) => w.close())).then(() => true);
+      const timedOut = new Promise<false>((r) => setTimeout(() => r(false), deadlineMs).unref());
+      if (!(await Promise.race([graceful, timedOut]))) {
+        opts.log.warn({ deadlineMs }, 'active jobs did not finish before the deadline; forcing close, they return to the queue');
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+      await leave(connection, prefix, record.id).catch(() => {});
+      await connection.quit().catch(() => {});
+      opts.log.info({ id: record.id }, 'workers stopped');
+    })());
+  return { record, workers, close };
+}
