@@ -29,6 +29,6 @@ export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   app.use(authenticate(deps.keys));
   for (const mw of boardMiddleware(deps.producer)) app.use(mw);
   app.use(routes.router.routes());
-  app.use(routes.router.allowedMethods({ throw: true }));
+  app.use(routes.router.allowedMethods());
   return { app, routes };
 }

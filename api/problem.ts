@@ -62,7 +62,11 @@ export function problemMiddleware(log: Logger) {
   return async function problems(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) sendProblem(ctx, 404, 'Not Found', `no route for ${ctx.method} ${ctx.path}`);
+      // errors answered without a body (no route, 405 from allowedMethods…) become problems too
+      if (ctx.status >= 400 && (ctx.body === undefined || ctx.body === null || (ctx.status === 405 && typeof ctx.body === 'string'))) {
+        const detail = ctx.status === 404 ? `no route for ${ctx.method} ${ctx.path}` : `${ctx.method} is not allowed on ${ctx.path}`;
+        sendProblem(ctx, ctx.status, httpTitle(ctx.status), detail);
+      }
     } catch (err) {
       const problem = toProblem(err);
       if (problem) {

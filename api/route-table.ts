@@ -33,6 +33,8 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   rawBody?: { contentType: string; description: string };
   /** @defaultValue 1 MiB */
   bodyLimit?: number;
+  /** Left out of the OpenAPI document (catch-all routes that only answer errors). @defaultValue false */
+  hidden?: boolean;
   responses: Record<number, ResponseSpec>;
 }
 
@@ -54,7 +56,7 @@ export class RouteTable {
     spec: RouteSpec<P, Q, B>,
     handler: Handler<z.output<P>, z.output<Q>, z.output<B>>,
   ): void {
-    this.specs.push(spec as unknown as RouteSpec<z.ZodType, z.ZodType, z.ZodType>);
+    if (!spec.hidden) this.specs.push(spec as unknown as RouteSpec<z.ZodType, z.ZodType, z.ZodType>);
     this.router[spec.method](spec.path, async (ctx) => {
       requireRole(ctx, spec.role);
       const params = parse(spec.params, ctx.params, 'params');

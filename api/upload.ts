@@ -22,7 +22,10 @@ export interface StagedUpload {
 
 export async function stageUpload(ctx: Context, root: DataRoot, limit: number, extension: string): Promise<StagedUpload> {
   const declared = Number(ctx.get('content-length') || 0);
-  if (declared > limit) throw tooLarge(limit);
+  if (declared > limit) {
+    ctx.set('Connection', 'close'); // don't read and discard the whole oversized body
+    throw tooLarge(limit);
+  }
   const name = `${randomUUID()}.${extension}`;
   const absolute = path.join(root.uploadsDir(), name);
   let bytes = 0;

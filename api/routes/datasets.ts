@@ -60,6 +60,8 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
     },
     async (ctx, { params, query }) => {
       const jobId = idempotencyKey(ctx, query.jobId);
+      const earlier = jobId ? await deps.producer.queue('ingest').getJob(jobId) : undefined;
+      if (earlier) return answerEnqueued(ctx, earlier); // a repeated upload: the first one stands
       const staged = await stageUpload(ctx, deps.root, deps.config.uploadMaxBytes, query.format);
       const job = await deps.producer
         .add('ingest', {
@@ -70,8 +72,12 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
           await fs.rm(staged.absolute, { force: true });
           throw err;
         });
-      // same Idempotency-Key as an earlier upload: that job stands, this copy is not needed
-      if ((job.data as { source: { path: string } }).source.path !== staged.relative) await fs.rm(staged.absolute, { force: true });
+      // Two uploads with one key racing: add() returns a job built from *our* data even when the
+      // other won, so read back what Redis holds before deciding whose file is used.
+      const stored = jobId ? await deps.producer.queue('ingest').getJob(jobId) : job;
+      if ((stored?.data as { source?: { path?: string } } | undefined)?.source?.path !== staged.relative) {
+        await fs.rm(staged.absolute, { force: true });
+      }
       await answerEnqueued(ctx, job);
     },
   );

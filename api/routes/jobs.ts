@@ -2,11 +2,12 @@ import type { Job } from 'bullmq';
 import type { Context } from 'koa';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
-import { QUEUE_NAMES, QUEUES } from '../../queues/registry.ts';
+import { getQueueDeclaration, QUEUE_NAMES, QUEUES } from '../../queues/registry.ts';
 import { ConflictError, NotFoundError } from '../../shared/errors.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { JobEvent } from '../job-events.ts';
-import { enqueuedSchema, jobStates, jobView, jobViewSchema } from '../job-view.ts';
+import { enqueuedSchema, jobStates, jobView, jobViewSchema, type JobView } from '../job-view.ts';
+import { fromZod } from '../problem.ts';
 import type { RouteTable } from '../route-table.ts';
 
 /** BullMQ ids: no ':' (key separator) and not a bare integer (clashes with generated ids). */
@@ -15,7 +16,12 @@ export const jobIdSchema = z
   .regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, . _ - (at most 128)')
   .refine((s) => !/^\d+$/.test(s), 'must not be a bare integer');
 
-const queueParam = z.object({ queue: z.enum(QUEUE_NAMES as [string, ...string[]]) });
+/** Unknown queue names are a 404 (a missing resource), not a 400. */
+const queueName = z
+  .string()
+  .describe(`one of: ${QUEUE_NAMES.join(', ')}`)
+  .transform((name) => getQueueDeclaration(name).name);
+const queueParam = z.object({ queue: queueName });
 const jobParams = queueParam.extend({ id: z.string().min(1).max(128) });
 const enqueueQuery = z.object({
   jobId: jobIdSchema.optional().describe('dedupe: a job with this id already present is returned instead of adding another'),
@@ -39,7 +45,7 @@ export function idempotencyKey(ctx: Context, fromQuery: string | undefined): str
   const header = ctx.get('idempotency-key');
   if (!header) return fromQuery;
   const parsed = jobIdSchema.safeParse(header);
-  if (!parsed.success) throw new ConflictError(`Idempotency-Key: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success) throw fromZod(parsed.error, 'header.Idempotency-Key');
   return parsed.data;
 }
 
@@ -49,10 +55,24 @@ export async function answerEnqueued(ctx: Context, job: Job): Promise<void> {
   ctx.body = { id: job.id!, queue: job.queueName, state: await job.getState() };
 }
 
+function noSuchJob(queue: string, id: string): NotFoundError {
+  return new NotFoundError(`no job ${JSON.stringify(id)} in queue ${queue} (it may have been removed after completing)`);
+}
+
 async function findJob(deps: ApiDeps, queue: string, id: string): Promise<Job> {
   const job = await deps.producer.queue(queue).getJob(id);
-  if (!job) throw new NotFoundError(`no job ${JSON.stringify(id)} in queue ${queue} (it may have been removed after completing)`);
+  if (!job) throw noSuchJob(queue, id);
   return job;
+}
+
+/**
+ * State first, then the job: read the other way round, a job that finishes in between would be
+ * shown as completed without its result.
+ */
+async function readJobView(deps: ApiDeps, queue: string, id: string): Promise<JobView> {
+  const state = await deps.producer.queue(queue).getJobState(id);
+  if (state === 'unknown') throw noSuchJob(queue, id);
+  return jobView(await findJob(deps, queue, id), state);
 }
 
 export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -89,6 +109,16 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
     );
   }
 
+  for (const suffix of ['', '/bulk']) {
+    table.add(
+      { method: 'post', path: `/jobs/:queue${suffix}`, tag: 'jobs', role: 'writer', summary: 'any other queue name: 404 naming the queues',
+        params: queueParam, responses: {}, hidden: true },
+      async () => {
+        throw new Error('unreachable: queueParam refuses every name without its own route');
+      },
+    );
+  }
+
   table.add(
     {
       method: 'get', path: '/jobs/:queue', tag: 'jobs', role: 'reader', summary: 'List jobs of a queue in one state, paginated',
@@ -121,8 +151,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
       params: jobParams, responses: { 200: { description: 'the job', schema: jobViewSchema } },
     },
     async (ctx, { params }) => {
-      const job = await findJob(deps, params.queue, params.id);
-      ctx.body = jobView(job, await job.getState());
+      ctx.body = await readJobView(deps, params.queue, params.id);
     },
   );
 
@@ -166,24 +195,32 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
 
 async function streamJobEvents(ctx: Context, deps: ApiDeps, queue: string, id: string): Promise<void> {
   const stream = new PassThrough();
-  const send = (event: string, data: unknown) => stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  let unsubscribe = () => {};
+  let ended = false;
+  // Live events are held until the initial state is out, so a client always sees `state` first
+  // and nothing is written after the stream ends.
+  let held: JobEvent[] | undefined = [];
+  const send = (event: string, data: unknown) => {
+    if (!ended) stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
   const end = () => {
+    if (ended) return;
+    ended = true;
     unsubscribe();
     clearInterval(keepAlive);
     stream.end();
   };
-  // subscribe before reading the state, so an event between the two is not missed
-  unsubscribe = await deps.events.subscribe(queue, id, (e: JobEvent) => {
+  const deliver = (e: JobEvent) => {
     if (e.type === 'progress') send('progress', e.data);
     else if (e.type === 'active') send('active', {});
     else if (e.type === 'completed') (send('completed', { result: e.result }), end());
     else (send('failed', { reason: e.reason }), end());
-  });
+  };
+  // subscribe before reading the state, so an event between the two is not missed
+  const unsubscribe = await deps.events.subscribe(queue, id, (e) => (held ? held.push(e) : deliver(e)));
   const keepAlive = setInterval(() => stream.write(': keep-alive\n\n'), 15_000);
-  let job: Job;
+  let view: JobView;
   try {
-    job = await findJob(deps, queue, id);
+    view = await readJobView(deps, queue, id);
   } catch (err) {
     end();
     throw err;
@@ -192,8 +229,10 @@ async function streamJobEvents(ctx: Context, deps: ApiDeps, queue: string, id: s
   ctx.status = 200;
   ctx.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
   ctx.body = stream;
-  const state = await job.getState();
-  send('state', jobView(job, state));
-  if (state === 'completed') (send('completed', { result: job.returnvalue }), end());
-  else if (state === 'failed') (send('failed', { reason: job.failedReason }), end());
+  send('state', view);
+  if (view.state === 'completed') return (send('completed', { result: view.result }), end());
+  if (view.state === 'failed') return (send('failed', { reason: view.failed_reason }), end());
+  const pending = held;
+  held = undefined;
+  pending.forEach(deliver);
 }

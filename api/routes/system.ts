@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { z } from 'zod';
 import { listWorkers } from '../../shared/cluster/membership.ts';
+import type { AuthState } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { RouteTable } from '../route-table.ts';
 
@@ -25,7 +26,9 @@ export function systemRoutes(table: RouteTable, deps: ApiDeps): void {
   );
 
   table.add(
-    { method: 'get', path: '/ready', tag: 'system', role: 'reader', summary: 'Readiness: Redis answers and the data root is writable',
+    // Public like /health because orchestrators' probes cannot send a key; only an
+    // authenticated caller sees why a check failed (messages may name hosts and paths).
+    { method: 'get', path: '/ready', tag: 'system', role: 'public', summary: 'Readiness: Redis answers and the data root is writable (no auth; failure details need a key)',
       responses: { 200: { description: 'ready', schema: readiness }, 503: { description: 'not ready', schema: readiness } } },
     async (ctx) => {
       const checks = {
@@ -34,7 +37,9 @@ export function systemRoutes(table: RouteTable, deps: ApiDeps): void {
       };
       const ok = Object.values(checks).every((c) => c === 'ok');
       ctx.status = ok ? 200 : 503;
-      ctx.body = { status: ok ? 'ready' : 'unavailable', checks };
+      const detailed = (ctx.state as AuthState).role !== undefined;
+      const shown = detailed ? checks : Object.fromEntries(Object.entries(checks).map(([k, v]) => [k, v === 'ok' ? 'ok' : 'failed']));
+      ctx.body = { status: ok ? 'ready' : 'unavailable', checks: shown };
     },
   );
 

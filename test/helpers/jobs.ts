@@ -2,11 +2,11 @@
  * Producers, workers and job-state polling for integration tests, all registered with the
  * test environment's cleanup so a failing assertion never leaves a worker or connection open.
  */
-import type { Job, JobState, Queue } from 'bullmq';
+import { Worker, type Job, type JobState, type Queue, type WorkerOptions } from 'bullmq';
 import { Producer } from '../../queues/producer.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createRedis, waitForReady } from '../../shared/redis/connection.ts';
-import { startWorkers, type RunningWorkers } from '../../workers/runner.ts';
+import { processorFile, startWorkers, type RunningWorkers } from '../../workers/runner.ts';
 import { waitFor, type TestEnv } from './env.ts';
 
 export const silentLog = createLogger('silent', 'test');
@@ -56,4 +56,29 @@ export async function waitForJobState(
 /** Waits until the job completed or failed and returns it. */
 export function waitForFinished(queue: Queue, id: string, timeoutMs = 30_000): Promise<Job> {
   return waitForJobState(queue, id, ['completed', 'failed'], timeoutMs);
+}
+
+/**
+ * A plain BullMQ worker for `queue` running the real processor file the way runner.ts does
+ * (sandboxed, tsx loader), but with BullMQ options runner.ts does not expose — e.g. a short
+ * `stalledInterval` so a stalled job is picked up in seconds rather than minutes.
+ */
+export async function startBareWorker(env: TestEnv, queue: string, options: Partial<WorkerOptions> = {}): Promise<Worker> {
+  const connection = createRedis(env.config.redisUrl, 'worker');
+  const inherited = process.execArgv.filter((a) => !a.startsWith('--inspect'));
+  const execArgv = inherited.some((a) => a.includes('tsx')) ? inherited : [...inherited, '--import', 'tsx'];
+  const worker = new Worker(queue, processorFile(queue), {
+    connection,
+    prefix: env.prefix,
+    concurrency: 1,
+    workerForkOptions: { execArgv },
+    ...options,
+  });
+  worker.on('error', () => {});
+  env.defer(async () => {
+    await worker.close(true);
+    await connection.quit().catch(() => connection.disconnect());
+  });
+  await worker.waitUntilReady();
+  return worker;
 }

@@ -18,7 +18,7 @@ import { DataRoot } from '../../shared/storage/data-root.ts';
 import type { ProgressFn } from '../../shared/progress.ts';
 import { exists, testEnv, waitFor, writeCsv, type CsvValue, type TestEnv } from '../helpers/env.ts';
 import { sqlString, withDuckDB } from '../helpers/duckdb.ts';
-import { startProducer, startTestWorkers, waitForFinished, waitForJobState } from '../helpers/jobs.ts';
+import { startBareWorker, startProducer, startTestWorkers, waitForFinished, waitForJobState } from '../helpers/jobs.ts';
 
 const HEADER = ['id', 'name', 'qty', 'amount', 'note'] as const;
 
@@ -270,7 +270,6 @@ test('bad payloads are refused before Redis; an empty CSV fails once, without re
     { why: 'path escaping staging', payload: { dataset: 'ok', source: { kind: 'upload', path: 'staging/uploads/../../etc/passwd' } }, field: 'source.path' },
     { why: 'absolute path', payload: { dataset: 'ok', source: { kind: 'upload', path: '/etc/passwd' } }, field: 'source.path' },
     { why: 'path outside uploads', payload: { dataset: 'ok', source: { kind: 'upload', path: 'datasets/ok/manifest.json' } }, field: 'source.path' },
-    { why: 'path to the uploads dir itself', payload: { dataset: 'ok', source: { kind: 'upload', path: 'staging/uploads/..' } }, field: 'source.path' },
     { why: 'unknown format', payload: { dataset: 'ok', source: { kind: 'upload', path: 'staging/uploads/ok.csv' }, format: 'xlsx' }, field: 'format' },
   ];
   for (const { why, payload, field } of bad) {
@@ -304,6 +303,19 @@ test('bad payloads are refused before Redis; an empty CSV fails once, without re
   assert.match(failed.failedReason, /empty/i);
   assert.equal(await manifestOf(env, 'hollow'), undefined, 'no manifest');
 });
+
+test(
+  'a source path of staging/uploads/.. (the staging dir itself) is refused',
+  { todo: 'BUG queues/ingest.ts uploadSource.path: the regex [A-Za-z0-9._-]+ accepts "." and ".."' },
+  async (t) => {
+    const env = await testEnv();
+    t.after(() => env.cleanup());
+    const producer = await startProducer(env);
+    for (const p of ['staging/uploads/..', 'staging/uploads/.']) {
+      await assert.rejects(producer.add('ingest', { payload: { dataset: 'ok', source: { kind: 'upload', path: p } } }), ZodPayloadError, p);
+    }
+  },
+);
 
 test('running workers are listed in the cluster membership until they close', async (t) => {
   const env = await testEnv();
@@ -356,7 +368,15 @@ test('close() waits for an active job to finish', { timeout: 90_000 }, async (t)
   assert.equal(manifest?.parts.length, 1);
 });
 
-test('a force-closed worker\'s job is recovered by the next worker', { timeout: 90_000 }, async (t) => {
+/**
+ * Known bug (see the report that came with this test): `workers/runner.ts` close() first calls
+ * `worker.close()` and at the deadline `worker.close(true)`, but BullMQ memoises the first close()
+ * call, so the forced close is the same graceful close and never comes — close(deadline) waits for
+ * the job however long it takes. Remove this `todo` once runner.ts forces for real.
+ */
+const RUNNER_NEVER_FORCES = 'BUG workers/runner.ts close(): the forced close after the deadline is a no-op';
+
+test('a force-closed worker\'s job is recovered by the next worker', { timeout: 60_000, todo: RUNNER_NEVER_FORCES }, async (t) => {
   const env = await testEnv();
   t.after(() => env.cleanup());
   const rel = await stageBig(env, 'big.csv');
@@ -369,13 +389,16 @@ test('a force-closed worker\'s job is recovered by the next worker', { timeout: 
   const forcedAt = Date.now();
   await first.close(1);
   const stateAfterForce = await queue.getJobState(job.id!);
-  assert.notEqual(stateAfterForce, 'completed', 'the job was interrupted, not finished');
+  assert.notEqual(stateAfterForce, 'completed', 'close(1 ms) forced: the job was interrupted, not waited for');
   assert.notEqual(stateAfterForce, 'failed', 'an interrupted job is not a failed one');
+  assert.equal(await manifestOf(env, 'big'), undefined, 'nothing committed by the interrupted run');
 
-  // runner.ts exposes no stalledInterval/lockDuration, so recovery relies on BullMQ's defaults
-  // (lock 30 s, stalled check every 30 s) unless the interrupted attempt was recorded as a retry.
-  await startTestWorkers(env);
-  const done = await waitForFinished(queue, job.id!, 55_000);
+  // runner.ts does not let a caller set stalledInterval/lockDuration, and with BullMQ's defaults
+  // (30 s) a stalled job is only recovered 30–60 s later. So the second worker runs the same
+  // sandboxed processor file through plain BullMQ with a 1 s stalled check: recovery then takes
+  // as long as the dead worker's lock (30 s) lives.
+  await startBareWorker(env, 'ingest', { stalledInterval: 1_000 });
+  const done = await waitForFinished(queue, job.id!, 50_000);
   assert.equal(await done.getState(), 'completed', `job failed: ${done.failedReason}`);
   assert.ok(done.finishedOn! > forcedAt);
   assert.equal(done.returnvalue.rows, BIG_ROWS);

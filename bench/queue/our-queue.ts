@@ -1,0 +1,52 @@
+/**
+ * Ours: jobs enter through queues/producer.ts (registry lookup, zod validation of every payload,
+ * the declaration's default job options) on a producer-role connection as the API makes it, and
+ * are worked by a Worker configured as workers/runner.ts configures one, running a no-op.
+ */
+import type { Worker } from 'bullmq';
+import { Producer } from '../../queues/producer.ts';
+import { loadConfig } from '../../shared/config.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { createRedis, waitForReady } from '../../shared/redis/connection.ts';
+import { expectWaiting, type RoundTimes } from './raw-bullmq.ts';
+import { startRunnerConfiguredWorker } from './runner-configured-worker.ts';
+import type { QueueBenchSettings } from './settings.ts';
+import { batchSizes, completionDeadlineMs, completions, noop, PAYLOAD, QUEUE_NAME, stopwatch } from './workload.ts';
+
+export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logger): Promise<RoundTimes> {
+  const config = loadConfig({ REDIS_URL: s.redisUrl, LAKEHOUSE_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' });
+  const connection = createRedis(config.redisUrl, 'producer');
+  connection.on('error', () => {});
+  const producer = new Producer(connection, config.queuePrefix);
+  try {
+    await waitForReady(connection);
+    const queue = producer.queue(QUEUE_NAME);
+    await queue.waitUntilReady();
+    const batches = batchSizes(s.jobs, s.batch).map((n) => Array.from({ length: n }, () => ({ payload: PAYLOAD })));
+
+    const adding = stopwatch();
+    for (const batch of batches) await producer.addBulk(QUEUE_NAME, batch);
+    const addSeconds = adding();
+    await expectWaiting(queue, s.jobs);
+
+    const working = stopwatch();
+    let done: Promise<void> | undefined;
+    const running = await startRunnerConfiguredWorker({
+      config, queue: QUEUE_NAME, processor: noop, concurrency: s.concurrency, log,
+      onWorker: (w: Worker) => {
+        done = completions(w, s.jobs, completionDeadlineMs(s.jobs));
+        done.catch(() => {}); // awaited below; don't let an early failure count as unhandled meanwhile
+      },
+    });
+    try {
+      if (!done) throw new Error('the worker was never handed to onWorker');
+      await done;
+      return { addSeconds, workSeconds: working() };
+    } finally {
+      await running.close();
+    }
+  } finally {
+    await producer.close();
+    await connection.quit().catch(() => connection.disconnect());
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Glossary
+ * - bench: one module under bench/<name>/ whose `run()` measures ours against a raw baseline
+ *   in the same process and run (DESIGN §6) and returns a BenchReport.
+ * - row: one measurement — what was measured, over how many items, how long it took (median of
+ *   the rounds) and, for our rows, the ratio against the raw row it is compared with.
+ * - target: the figure an issue asks for, either a ratio against raw or an absolute rate.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+export type Target = { kind: 'ratio'; min: number } | { kind: 'rate'; min: number };
+
+export interface BenchRow {
+  /** Short label, shown in the table. */
+  section: string;
+  /** One sentence: exactly what the timed span contains. */
+  measures: string;
+  items: number;
+  /** Median over the rounds. */
+  seconds: number;
+  /** items / seconds, rounded. */
+  rate: number;
+  unit: string;
+  /** This row's rate over the rate of `baseline` (a section label), when it is compared with one. */
+  baseline?: string;
+  ratio?: number;
+  target?: Target;
+  pass?: boolean;
+  /** Seconds of every round, in the order they ran. */
+  rounds: number[];
+}
+
+export interface BenchReport {
+  bench: string;
+  /** ISO timestamp of the start of the run. */
+  date: string;
+  machine: Record<string, string | number>;
+  settings: Record<string, string | number>;
+  rows: BenchRow[];
+  /** What the rows do not show: caveats, what was left out and why. */
+  notes: string[];
+}
+
+export function machineInfo(extra: Record<string, string | number> = {}): Record<string, string | number> {
+  return {
+    cpus: os.availableParallelism(),
+    cpu_model: os.cpus()[0]?.model ?? 'unknown',
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.release()}`,
+    node: process.version,
+    /** Other work on the machine skews every row; read the figures against this. */
+    load_avg_1m_at_end: Number(os.loadavg()[0]!.toFixed(2)),
+    ...extra,
+  };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** A row from per-round timings; the ratio and pass/fail are filled in by `compare`. */
+export function row(fields: Omit<BenchRow, 'seconds' | 'rate'>): BenchRow {
+  const seconds = median(fields.rounds);
+  return { ...fields, seconds: round(seconds, 3), rate: Math.round(fields.items / seconds), rounds: fields.rounds.map((x) => round(x, 3)) };
+}
+
+/** Fills ratio (against the row named by `baseline`) and pass (against `target`) on every row. */
+export function compare(rows: BenchRow[]): BenchRow[] {
+  return rows.map((r) => {
+    const base = r.baseline ? rows.find((b) => b.section === r.baseline) : undefined;
+    const ratio = base ? round(r.rate / base.rate, 3) : undefined;
+    const pass = !r.target ? undefined : r.target.kind === 'rate' ? r.rate >= r.target.min : ratio !== undefined && ratio >= r.target.min;
+    return { ...r, ...(ratio !== undefined ? { ratio } : {}), ...(pass !== undefined ? { pass } : {}) };
+  });
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function targetText(t: Target | undefined, unit: string): string {
+  if (!t) return '—';
+  return t.kind === 'ratio' ? `≥ ${t.min}× raw` : `≥ ${t.min.toLocaleString('en-US')} ${unit}`;
+}
+
+/** The table as Markdown, so the same text goes to stdout and into README. */
+export function markdownTable(report: BenchReport): string {
+  const head = ['section', 'jobs', 'seconds', 'rate', 'ratio vs raw', 'target', 'result'];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  for (const r of report.rows) {
+    lines.push(
+      `| ${[
+        r.section,
+        r.items.toLocaleString('en-US'),
+        r.seconds.toFixed(2),
+        `${r.rate.toLocaleString('en-US')} ${r.unit}`,
+        r.ratio !== undefined ? `${r.ratio.toFixed(2)}×` : r.baseline ? '?' : 'baseline',
+        targetText(r.target, r.unit),
+        r.pass === undefined ? '—' : r.pass ? 'PASS' : 'FAIL',
+      ].join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function printReport(report: BenchReport): void {
+  const out: string[] = [`\n## bench ${report.bench} — ${report.date}`, ''];
+  out.push(`machine: ${Object.entries(report.machine).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  out.push(`settings: ${Object.entries(report.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`, '');
+  out.push(markdownTable(report), '', 'What each row measures (median of the rounds; every round on a fresh Redis prefix):');
+  for (const r of report.rows) out.push(`- ${r.section}: ${r.measures} Rounds (s): ${r.rounds.map((s) => s.toFixed(2)).join(', ')}.`);
+  if (report.notes.length > 0) out.push('', 'Notes:', ...report.notes.map((n) => `- ${n}`));
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** Writes `bench/results/<bench>-<date>.json` (colons in the time replaced, for portable file names). */
+export async function writeReport(report: BenchReport, dir: string): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${report.bench}-${report.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  const tmp = `${file}.tmp`;
+  await fs.writeFile(tmp, `${JSON.stringify(report, null, 2)}\n`);
+  await fs.rename(tmp, file);
+  return file;
+}

@@ -1,0 +1,59 @@
+/**
+ * A job's progress on stderr. On a terminal one line is redrawn in place; in a log file or a
+ * pipe, redraws would be noise, so a line is printed each time another 10 % is done.
+ */
+const WIDTH = 30;
+
+export class ProgressBar {
+  private readonly tty: boolean;
+  private lastDecile = -1;
+  private drawn = false;
+  private lastStatus = '';
+  private detail: Record<string, unknown> = {};
+
+  constructor(
+    private readonly label: string,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+  ) {
+    this.tty = out.isTTY === true;
+  }
+
+  /** `detail` is the job's own progress fields (counts, rates), shown after the bar on a terminal. */
+  update(percent: number, detail: Record<string, unknown> = this.detail): void {
+    this.detail = detail;
+    const p = Math.min(Math.max(percent, 0), 100);
+    if (this.tty) {
+      const filled = Math.round((p / 100) * WIDTH);
+      const extra = Object.entries(detail)
+        .filter(([, v]) => typeof v === 'number' || typeof v === 'string')
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      this.out.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(WIDTH - filled)}] ${p.toFixed(1).padStart(5)}% ${extra}\x1b[K`);
+      this.drawn = true;
+      return;
+    }
+    const decile = Math.floor(p / 10);
+    if (decile > this.lastDecile) {
+      this.lastDecile = decile;
+      this.out.write(`${this.label} ${decile * 10}%\n`);
+    }
+  }
+
+  /** A status word instead of a bar (waiting, running). */
+  status(text: string): void {
+    if (text === this.lastStatus) return;
+    this.lastStatus = text;
+    if (this.tty) {
+      this.out.write(`\r${this.label} ${text}\x1b[K`);
+      this.drawn = true;
+    } else {
+      this.out.write(`${this.label} ${text}\n`);
+    }
+  }
+
+  /** Ends the redrawn line so what follows starts on its own. */
+  finish(): void {
+    if (this.drawn) this.out.write('\n');
+    this.drawn = false;
+  }
+}

@@ -1,0 +1,575 @@
+/**
+ * The read-only, sandboxed DuckDB engine behind `POST /query`.
+ *
+ * Terms used below:
+ * - sandbox: DuckDB settings applied to a fresh `:memory:` instance before any user SQL runs, then
+ *   locked, so user SQL can neither loosen them nor reach files outside `allowedDirs` or the network.
+ * - view: one per catalog dataset, `SELECT * FROM read_parquet([...files])`, created on the
+ *   instance so every connection sees it.
+ * - gate: the cap on queries running at once (see `maxConcurrentQueries`).
+ * - watchdog: interrupts a query's connection when its time limit passes.
+ *
+ * Read-only is enforced by statement type, not by the sandbox: `allowed_directories` lets DuckDB
+ * write as well as read inside the data root, so only single SELECT statements are let through.
+ */
+import path from 'node:path';
+import {
+  DuckDBInstance,
+  DuckDBTypeId,
+  StatementType,
+  fromVariantValue,
+  type DuckDBBlobValue,
+  type DuckDBConnection,
+  type DuckDBDateValue,
+  type DuckDBDecimalValue,
+  type DuckDBGeometryValue,
+  type DuckDBListValue,
+  type DuckDBMapValue,
+  type DuckDBPreparedStatement,
+  type DuckDBResult,
+  type DuckDBStructValue,
+  type DuckDBTimestampMillisecondsValue,
+  type DuckDBTimestampNanosecondsValue,
+  type DuckDBTimestampSecondsValue,
+  type DuckDBTimestampTZValue,
+  type DuckDBTimestampValue,
+  type DuckDBType,
+  type DuckDBUnionValue,
+  type DuckDBValue,
+} from '@duckdb/node-api';
+import { BadRequestError, DomainError, UnavailableError } from '../errors.ts';
+
+/** A catalog dataset as the engine exposes it. */
+export interface DatasetView {
+  /** Becomes the view's name; must match `^[a-z][a-z0-9_]{0,62}$`. */
+  name: string;
+  version: number;
+  /** Absolute Parquet paths inside one of the engine's `allowedDirs`. */
+  files: string[];
+}
+
+export interface QueryColumn {
+  name: string;
+  /** DuckDB's type string, e.g. `BIGINT`, `VARCHAR`, `DECIMAL(10,2)`. */
+  type: string;
+}
+
+export interface QueryResult {
+  columns: QueryColumn[];
+  rows: Record<string, unknown>[];
+  row_count: number;
+  /** True when the query had more rows than `maxRows`. */
+  truncated: boolean;
+}
+
+export interface QueryEngineOptions {
+  /** Directories user SQL and views may read; nothing outside them is reachable. */
+  allowedDirs: string[];
+  /**
+   * DuckDB worker threads per query.
+   * @defaultValue DuckDB's default, the number of CPU cores
+   */
+  threads?: number;
+  /**
+   * DuckDB's `memory_limit`, e.g. `'2GB'`.
+   * @defaultValue DuckDB's default, 80% of RAM
+   */
+  memoryLimit?: string;
+  /**
+   * Queries running at once; later ones wait (the wait counts against their time limit). Every
+   * running query holds a libuv thread while DuckDB works, so running as many queries as the pool
+   * has threads (UV_THREADPOOL_SIZE, default 4) stalls all file I/O in the process.
+   * @defaultValue 2
+   */
+  maxConcurrentQueries?: number;
+}
+
+export interface QueryLimits {
+  maxRows: number;
+  timeoutMs: number;
+}
+
+const DATASET_NAME = /^[a-z][a-z0-9_]{0,62}$/;
+/** DuckDB error messages start with their kind: `Binder Error: ...`, `Permission Error: ...`. */
+const DUCKDB_ERROR = /^([A-Za-z ]+) Error: /;
+/** How often a timed-out query is interrupted again; see Watchdog. */
+const REINTERRUPT_MS = 50;
+
+export class QueryEngine {
+  private readonly views = new Map<string, string>();
+  private readonly running = new Set<Watchdog>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private syncChain: Promise<void> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    /** Runs the sandbox set-up and all view DDL; never user SQL. */
+    private readonly admin: DuckDBConnection,
+    private readonly gate: Gate,
+  ) {}
+
+  static async open(opts: QueryEngineOptions): Promise<QueryEngine> {
+    const instance = await DuckDBInstance.create(':memory:');
+    const admin = await instance.connect();
+    try {
+      for (const statement of sandboxStatements(opts)) await admin.run(statement);
+      await assertSandboxed(admin);
+    } catch (err) {
+      admin.closeSync();
+      instance.closeSync();
+      throw err;
+    }
+    return new QueryEngine(instance, admin, new Gate(opts.maxConcurrentQueries ?? 2));
+  }
+
+  /**
+   * Brings the views in line with `views`: (re)creates those whose version or files changed,
+   * drops those no longer listed. A dataset whose view cannot be created (missing or unreadable
+   * file) gets a view that raises that error when queried, and is retried on the next sync.
+   */
+  async syncViews(views: DatasetView[]): Promise<void> {
+    this.assertOpen();
+    checkViews(views);
+    // Serialised so two syncs never interleave their DDL and leave the map out of step.
+    const next = this.syncChain.then(() => this.applyViews(views));
+    this.syncChain = next.catch(() => undefined);
+    await next;
+  }
+
+  async query(sql: string, limits: QueryLimits): Promise<QueryResult> {
+    this.assertOpen();
+    checkLimits(limits);
+    const startedAt = Date.now();
+    const release = await this.gate.enter(limits.timeoutMs, () => timeoutError(limits.timeoutMs));
+    try {
+      const run = this.run(sql, limits, limits.timeoutMs - (Date.now() - startedAt));
+      this.inFlight.add(run);
+      return await run.finally(() => this.inFlight.delete(run));
+    } finally {
+      release();
+    }
+  }
+
+  /** Cancels running queries, waits for them to unwind, then frees DuckDB. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const watchdog of this.running) watchdog.cancel();
+    await Promise.allSettled([...this.inFlight, this.syncChain]);
+    this.admin.closeSync();
+    this.instance.closeSync();
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new UnavailableError('The query engine is closed');
+  }
+
+  private async run(sql: string, { maxRows, timeoutMs }: QueryLimits, remainingMs: number): Promise<QueryResult> {
+    this.assertOpen();
+    if (remainingMs <= 0) throw timeoutError(timeoutMs);
+    const connection = await this.instance.connect();
+    const watchdog = new Watchdog(connection, remainingMs);
+    this.running.add(watchdog);
+    try {
+      this.assertOpen();
+      const prepared = await prepareSelect(connection, sql);
+      try {
+        return await readRows(await prepared.stream(), maxRows, watchdog);
+      } finally {
+        prepared.destroySync();
+      }
+    } catch (err) {
+      throw watchdog.fired ? timeoutError(timeoutMs) : translateError(err);
+    } finally {
+      this.running.delete(watchdog);
+      watchdog.stop();
+      connection.closeSync();
+    }
+  }
+
+  private async applyViews(views: DatasetView[]): Promise<void> {
+    const listed = new Set(views.map((v) => v.name));
+    for (const name of [...this.views.keys()].filter((n) => !listed.has(n))) {
+      await this.admin.run(`DROP VIEW IF EXISTS ${quoteIdent(name)}`);
+      this.views.delete(name);
+    }
+    for (const view of views) {
+      const key = `${view.version}\n${view.files.join('\n')}`;
+      if (this.views.get(view.name) !== key) await this.applyView(view, key);
+    }
+  }
+
+  private async applyView(view: DatasetView, key: string): Promise<void> {
+    try {
+      await this.admin.run(view.files.length === 0 ? `DROP VIEW IF EXISTS ${quoteIdent(view.name)}` : viewSql(view));
+      this.views.set(view.name, key);
+    } catch (err) {
+      await this.admin.run(unavailableViewSql(view, summarise(errorMessage(err))));
+      this.views.delete(view.name);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sandbox and view DDL
+
+function sandboxStatements({ allowedDirs, threads, memoryLimit }: QueryEngineOptions): string[] {
+  if (allowedDirs.length === 0) throw new Error('QueryEngine needs at least one allowed directory');
+  if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
+    throw new Error(`QueryEngine threads must be a positive integer, got ${threads}`);
+  }
+  // The trailing slash makes the entry a directory prefix: "/data/" must not admit "/data-other/".
+  const dirs = allowedDirs.map((dir) => quoteString(path.resolve(dir).replace(/\/?$/, '/')));
+  return [
+    `SET allowed_directories = [${dirs.join(', ')}]`,
+    'SET enable_external_access = false',
+    'SET autoinstall_known_extensions = false',
+    'SET autoload_known_extensions = false',
+    ...(threads === undefined ? [] : [`SET threads = ${threads}`]),
+    ...(memoryLimit === undefined ? [] : [`SET memory_limit = ${quoteString(memoryLimit)}`]),
+    'SET lock_configuration = true',
+  ];
+}
+
+/** Fails start-up, rather than serving unsandboxed, if a DuckDB upgrade changes these settings' meaning. */
+async function assertSandboxed(admin: DuckDBConnection): Promise<void> {
+  const reader = await admin.runAndReadAll(
+    "SELECT current_setting('enable_external_access') AS external, current_setting('lock_configuration') AS locked",
+  );
+  const [row] = reader.getRowObjects();
+  if (row?.external !== false || row.locked !== true) throw new Error('DuckDB sandbox settings did not take effect');
+}
+
+function checkViews(views: DatasetView[]): void {
+  const seen = new Set<string>();
+  for (const { name, files } of views) {
+    if (!DATASET_NAME.test(name)) throw new Error(`Invalid dataset name for a view: ${JSON.stringify(name)}`);
+    if (seen.has(name)) throw new Error(`Dataset ${name} is listed twice`);
+    seen.add(name);
+    const relative = files.find((file) => !path.isAbsolute(file));
+    if (relative !== undefined) throw new Error(`Dataset ${name} has a relative file path: ${relative}`);
+  }
+}
+
+function viewSql({ name, files }: DatasetView): string {
+  const list = files.map(quoteString).join(', ');
+  return `CREATE OR REPLACE VIEW ${quoteIdent(name)} AS SELECT * FROM read_parquet([${list}], union_by_name = true)`;
+}
+
+/**
+ * A view that raises `reason` whenever it is read. Better than dropping the view (the user would
+ * see "table does not exist") or keeping the old one (stale data). The error sits in a WHERE
+ * clause because one in the select list is optimised away by `count(*)`.
+ */
+function unavailableViewSql({ name, version }: DatasetView, reason: string): string {
+  const message = quoteString(`Dataset ${name} (version ${version}) cannot be read: ${reason}`);
+  return `CREATE OR REPLACE VIEW ${quoteIdent(name)} AS SELECT NULL AS unavailable FROM range(1) WHERE error(${message}) IS NULL`;
+}
+
+function quoteString(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running one query
+
+function checkLimits({ maxRows, timeoutMs }: QueryLimits): void {
+  if (!Number.isInteger(maxRows) || maxRows < 0) throw new Error(`maxRows must be a non-negative integer, got ${maxRows}`);
+  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new Error(`timeoutMs must be positive, got ${timeoutMs}`);
+}
+
+/** Prepares `sql` if it is exactly one SELECT; preparing binds but never executes it. */
+async function prepareSelect(connection: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+  const statements = await extractStatements(connection, sql);
+  if (statements.count !== 1) {
+    throw new BadRequestError(`Send exactly one SQL statement; this query has ${statements.count}`);
+  }
+  const prepared = await statements.prepare(0);
+  // EXPLAIN is refused too: EXPLAIN ANALYZE executes its statement, COPY and CREATE included.
+  if (prepared.statementType !== StatementType.SELECT) {
+    const kind = StatementType[prepared.statementType] ?? 'non-SELECT';
+    prepared.destroySync();
+    throw new BadRequestError(`Only read-only SELECT queries are allowed; this is a ${kind} statement`);
+  }
+  return prepared;
+}
+
+async function extractStatements(connection: DuckDBConnection, sql: string) {
+  try {
+    return await connection.extractStatements(sql);
+  } catch (err) {
+    // Input without any statement (blank, only `;` or comments) makes the binding throw a bare
+    // "Error in native callback" rather than report zero statements.
+    if (!DUCKDB_ERROR.test(stripExtractPrefix(errorMessage(err)))) {
+      throw new BadRequestError('The query contains no SQL statement; send exactly one SELECT');
+    }
+    throw err;
+  }
+}
+
+/** Streams chunks and converts at most `maxRows` rows, so a huge result never reaches JS. */
+async function readRows(result: DuckDBResult, maxRows: number, watchdog: Watchdog): Promise<QueryResult> {
+  const names = result.deduplicatedColumnNames();
+  const columns = result.columnTypes().map((type, i) => ({ name: names[i] ?? `column${i}`, type }));
+  const rows: Record<string, unknown>[] = [];
+  let truncated = false;
+  for (;;) {
+    const chunk = await result.fetchChunk();
+    watchdog.throwIfFired();
+    if (!chunk || chunk.rowCount === 0) break;
+    const take = Math.min(chunk.rowCount, maxRows - rows.length);
+    for (let i = 0; i < take; i++) rows.push(rowObject(chunk.getRowValues(i), columns));
+    if (take < chunk.rowCount) {
+      truncated = true;
+      break;
+    }
+  }
+  return {
+    columns: columns.map(({ name, type }) => ({ name, type: type.toString() })),
+    rows,
+    row_count: rows.length,
+    truncated,
+  };
+}
+
+function rowObject(values: DuckDBValue[], columns: { name: string; type: DuckDBType }[]): Record<string, unknown> {
+  const row: Record<string, unknown> = {};
+  columns.forEach(({ name, type }, i) => {
+    row[name] = toJson(values[i] ?? null, type);
+  });
+  return row;
+}
+
+/**
+ * Interrupts the connection once the time limit passes, and again every REINTERRUPT_MS until the
+ * query unwinds: an interrupt that arrives before DuckDB starts executing (the call may still be
+ * queued for a libuv thread) is silently dropped.
+ */
+class Watchdog {
+  fired = false;
+  private handle: NodeJS.Timeout;
+
+  constructor(
+    private readonly connection: DuckDBConnection,
+    timeoutMs: number,
+  ) {
+    this.handle = setTimeout(() => {
+      this.fired = true;
+      this.cancel();
+    }, timeoutMs);
+  }
+
+  cancel(): void {
+    clearTimeout(this.handle);
+    this.connection.interrupt();
+    this.handle = setInterval(() => this.connection.interrupt(), REINTERRUPT_MS);
+  }
+
+  /** Catches a limit that passed between two DuckDB calls, where no interrupt could land. */
+  throwIfFired(): void {
+    if (this.fired) throw new Error('INTERRUPT Error: time limit reached');
+  }
+
+  stop(): void {
+    clearTimeout(this.handle);
+  }
+}
+
+/** A counting semaphore whose waiters give up after a deadline. */
+class Gate {
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private free: number) {
+    if (!(Number.isInteger(free) && free > 0)) throw new Error(`maxConcurrentQueries must be a positive integer, got ${free}`);
+  }
+
+  enter(waitMs: number, onTimeout: () => Error): Promise<() => void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve(this.releaser());
+    }
+    return new Promise((resolve, reject) => {
+      const admit = (): void => {
+        clearTimeout(timer);
+        resolve(this.releaser());
+      };
+      const timer = setTimeout(() => {
+        this.waiting.splice(this.waiting.indexOf(admit), 1);
+        reject(onTimeout());
+      }, waitMs);
+      this.waiting.push(admit);
+    });
+  }
+
+  /** Hands the slot straight to the next waiter, so a newcomer cannot overtake the queue. */
+  private releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+function timeoutError(timeoutMs: number): DomainError {
+  return new DomainError(`The query did not finish within its ${timeoutMs} ms time limit and was cancelled`, 408, 'Query Timeout');
+}
+
+/** DuckDB's complaint about the user's SQL becomes a 400 with DuckDB's words; anything else stays as it is. */
+function translateError(err: unknown): unknown {
+  if (err instanceof DomainError) return err;
+  const summary = summarise(errorMessage(err));
+  const kind = DUCKDB_ERROR.exec(summary)?.[1];
+  // INTERNAL and FATAL are DuckDB bugs or a broken instance, not the user's fault: keep them 500s.
+  if (kind === undefined || kind === 'INTERNAL' || kind === 'FATAL') return err;
+  if (kind === 'INTERRUPT') return new UnavailableError('The query was cancelled because the query engine is closing');
+  if (kind === 'Permission' && /Cannot access (file|directory)/.test(summary)) {
+    return new BadRequestError(`The query tried to read outside the data root: ${summary}`);
+  }
+  return new BadRequestError(summary);
+}
+
+/** The message up to DuckDB's "LINE 1: ..." excerpt, on one line. */
+function summarise(message: string): string {
+  const [head = message] = stripExtractPrefix(message).split(/\n\s*\n/);
+  return head.replace(/\s*\n\s*/g, ' ').trim().slice(0, 1000);
+}
+
+function stripExtractPrefix(message: string): string {
+  return message.replace(/^Failed to extract statements: /, '');
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DuckDB values to JSON
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Converts one value by its column type; the node-api value class is fixed by the type id. */
+function toJson(value: DuckDBValue, type: DuckDBType): Json {
+  if (value === null) return null;
+  switch (type.typeId) {
+    case DuckDBTypeId.BOOLEAN:
+    case DuckDBTypeId.TINYINT:
+    case DuckDBTypeId.SMALLINT:
+    case DuckDBTypeId.INTEGER:
+    case DuckDBTypeId.UTINYINT:
+    case DuckDBTypeId.USMALLINT:
+    case DuckDBTypeId.UINTEGER:
+      return value as boolean | number;
+    case DuckDBTypeId.FLOAT:
+    case DuckDBTypeId.DOUBLE:
+      // JSON has no NaN or Infinity.
+      return Number.isFinite(value) ? (value as number) : String(value);
+    case DuckDBTypeId.BIGINT:
+    case DuckDBTypeId.UBIGINT:
+    case DuckDBTypeId.HUGEINT:
+    case DuckDBTypeId.UHUGEINT:
+    case DuckDBTypeId.BIGNUM:
+      return integerToJson(value as bigint);
+    case DuckDBTypeId.DECIMAL:
+      return decimalToJson(value as DuckDBDecimalValue);
+    case DuckDBTypeId.DATE:
+      return dateToIso(value as DuckDBDateValue);
+    case DuckDBTypeId.TIMESTAMP:
+      return timestampToIso(value as DuckDBTimestampValue, (value as DuckDBTimestampValue).micros * 1_000n);
+    case DuckDBTypeId.TIMESTAMP_S:
+      return timestampToIso(value as DuckDBTimestampSecondsValue, (value as DuckDBTimestampSecondsValue).seconds * 1_000_000_000n);
+    case DuckDBTypeId.TIMESTAMP_MS:
+      return timestampToIso(value as DuckDBTimestampMillisecondsValue, (value as DuckDBTimestampMillisecondsValue).millis * 1_000_000n);
+    case DuckDBTypeId.TIMESTAMP_NS:
+      return timestampToIso(value as DuckDBTimestampNanosecondsValue, (value as DuckDBTimestampNanosecondsValue).nanos);
+    case DuckDBTypeId.TIMESTAMP_TZ:
+      return timestampToIso(value as DuckDBTimestampTZValue, (value as DuckDBTimestampTZValue).micros * 1_000n, 'Z');
+    case DuckDBTypeId.BLOB:
+    case DuckDBTypeId.GEOMETRY: // WKB bytes
+      return Buffer.from((value as DuckDBBlobValue | DuckDBGeometryValue).bytes).toString('base64');
+    case DuckDBTypeId.LIST:
+    case DuckDBTypeId.ARRAY: {
+      const itemType = type.valueType;
+      return (value as DuckDBListValue).items.map((item) => toJson(item, itemType));
+    }
+    case DuckDBTypeId.STRUCT: {
+      const { entries } = value as DuckDBStructValue;
+      return Object.fromEntries(type.entryNames.map((name, i) => [name, toJson(entries[name] ?? null, type.entryTypes[i]!)]));
+    }
+    case DuckDBTypeId.MAP:
+      // Entries, not an object: map keys need not be strings, and two keys could print alike.
+      return (value as DuckDBMapValue).entries.map((e) => ({ key: toJson(e.key, type.keyType), value: toJson(e.value, type.valueType) }));
+    case DuckDBTypeId.UNION: {
+      const union = value as DuckDBUnionValue;
+      return { tag: union.tag, value: toJson(union.value, type.memberTypeForTag(union.tag)) };
+    }
+    case DuckDBTypeId.VARIANT:
+      return fromVariantValue<Json>(value, type, (v, t) => toJson(v, t));
+    default:
+      // VARCHAR, ENUM, UUID, BIT, INTERVAL and the TIME types: DuckDB's text is already the
+      // natural (for TIME, ISO 8601) form.
+      return String(value);
+  }
+}
+
+/** Within ±(2^53 - 1) a JSON number is exact; beyond it, a string keeps every digit. */
+function integerToJson(value: bigint): number | string {
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  return value >= -max && value <= max ? Number(value) : value.toString();
+}
+
+/** A number only when converting it back to this DECIMAL's scale gives the same value. */
+function decimalToJson(value: DuckDBDecimalValue): number | string {
+  const text = value.toString();
+  const number = Number(text);
+  return number.toFixed(value.scale) === text ? number : text;
+}
+
+interface FiniteAware {
+  readonly isFinite: boolean;
+  toString(): string;
+}
+
+const NANOS_PER_DAY = 86_400_000_000_000n;
+
+function dateToIso(value: DuckDBDateValue): string {
+  if (!value.isFinite) return value.days > 0 ? 'infinity' : '-infinity';
+  return isoFromEpochNanos(BigInt(value.days) * NANOS_PER_DAY)?.split('T')[0] ?? value.toString();
+}
+
+/** ISO 8601; `zone` is empty for TIMESTAMP, which DuckDB keeps as a wall-clock time. */
+function timestampToIso(value: FiniteAware, epochNanos: bigint, zone = ''): string {
+  if (!value.isFinite) return epochNanos > 0n ? 'infinity' : '-infinity';
+  const iso = isoFromEpochNanos(epochNanos);
+  return iso === undefined ? value.toString() : iso + zone;
+}
+
+/** `YYYY-MM-DDTHH:MM:SS[.fffffffff]`, or undefined beyond the ±273,790 years a JS Date spans. */
+function isoFromEpochNanos(nanos: bigint): string | undefined {
+  const millis = floorDiv(nanos, 1_000_000n);
+  const date = new Date(Number(millis));
+  if (Number.isNaN(date.getTime())) return undefined;
+  const iso = date.toISOString(); // ...THH:MM:SS.sssZ
+  const subMillis = (nanos - millis * 1_000_000n).toString().padStart(6, '0');
+  const fraction = (iso.slice(-4, -1) + subMillis).replace(/0+$/, '');
+  return iso.slice(0, -5) + (fraction ? `.${fraction}` : '');
+}
+
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && a < 0n ? q - 1n : q;
+}
