@@ -92,10 +92,13 @@ export interface QueryLimits {
 const DATASET_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 /** DuckDB error messages start with their kind: `Binder Error: ...`, `Permission Error: ...`. */
 const DUCKDB_ERROR = /^([A-Za-z ]+) Error: /;
+/** Recorded for a view that failed: matches no real key, so the next sync tries again. */
+const RETRY_NEXT_SYNC = '';
 /** How often a timed-out query is interrupted again; see Watchdog. */
 const REINTERRUPT_MS = 50;
 
 export class QueryEngine {
+  /** View name → `version + files` it was built from. */
   private readonly views = new Map<string, string>();
   private readonly running = new Set<Watchdog>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -209,7 +212,7 @@ export class QueryEngine {
       this.views.set(view.name, key);
     } catch (err) {
       await this.admin.run(unavailableViewSql(view, summarise(errorMessage(err))));
-      this.views.delete(view.name);
+      this.views.set(view.name, RETRY_NEXT_SYNC);
     }
   }
 }

@@ -131,6 +131,13 @@ describe('views', () => {
     await fs.rm(missing);
   });
 
+  it('drops the view of an unreadable dataset once it is no longer listed', async () => {
+    await engine.syncViews([{ name: 'ghost', version: 1, files: [path.join(dataDir, 'never.parquet')] }]);
+    await rejectsWith(engine.query('SELECT * FROM ghost', LIMITS), 400, /Dataset ghost \(version 1\) cannot be read/);
+    await engine.syncViews([]);
+    await rejectsWith(engine.query('SELECT * FROM ghost', LIMITS), 400, /Table with name ghost does not exist/);
+  });
+
   it('refuses invalid view names and relative file paths', async () => {
     await assert.rejects(engine.syncViews([{ name: 'Bad-Name', version: 1, files: [part1] }]), /Invalid dataset name/);
     await assert.rejects(engine.syncViews([{ name: 'rel', version: 1, files: ['datasets/x.parquet'] }]), /relative file path/);
