@@ -23,9 +23,14 @@ export interface BenchRow {
   /** items / seconds, rounded. */
   rate: number;
   unit: string;
-  /** This row's rate over the rate of `baseline` (a section label), when it is compared with one. */
+  /** The section label of the row this one is compared with. */
   baseline?: string;
+  /**
+   * Median over the rounds of (this row's rate / the baseline's rate in the same round). Pairing
+   * by round keeps load that comes and goes on a shared machine out of the ratio.
+   */
   ratio?: number;
+  round_ratios?: number[];
   target?: Target;
   pass?: boolean;
   /** Seconds of every round, in the order they ran. */
@@ -72,9 +77,11 @@ export function row(fields: Omit<BenchRow, 'seconds' | 'rate'>): BenchRow {
 export function compare(rows: BenchRow[]): BenchRow[] {
   return rows.map((r) => {
     const base = r.baseline ? rows.find((b) => b.section === r.baseline) : undefined;
-    const ratio = base ? round(r.rate / base.rate, 3) : undefined;
+    if (base && base.rounds.length !== r.rounds.length) throw new Error(`${r.section} and ${base.section} ran a different number of rounds`);
+    const roundRatios = base ? r.rounds.map((sec, i) => round((r.items / sec) / (base.items / base.rounds[i]!), 3)) : undefined;
+    const ratio = roundRatios ? round(median(roundRatios), 3) : undefined;
     const pass = !r.target ? undefined : r.target.kind === 'rate' ? r.rate >= r.target.min : ratio !== undefined && ratio >= r.target.min;
-    return { ...r, ...(ratio !== undefined ? { ratio } : {}), ...(pass !== undefined ? { pass } : {}) };
+    return { ...r, ...(roundRatios ? { ratio, round_ratios: roundRatios } : {}), ...(pass !== undefined ? { pass } : {}) };
   });
 }
 
@@ -112,8 +119,13 @@ export function printReport(report: BenchReport): void {
   const out: string[] = [`\n## bench ${report.bench} — ${report.date}`, ''];
   out.push(`machine: ${Object.entries(report.machine).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   out.push(`settings: ${Object.entries(report.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`, '');
-  out.push(markdownTable(report), '', 'What each row measures (median of the rounds; every round on a fresh Redis prefix):');
-  for (const r of report.rows) out.push(`- ${r.section}: ${r.measures} Rounds (s): ${r.rounds.map((s) => s.toFixed(2)).join(', ')}.`);
+  out.push(markdownTable(report), '');
+  out.push('seconds and rate: the median round. ratio: the median of per-round ratios against the baseline row. Every round ran on a fresh Redis prefix.');
+  out.push('', 'What each row measures:');
+  for (const r of report.rows) {
+    const ratios = r.round_ratios ? `; ratio per round: ${r.round_ratios.map((x) => x.toFixed(2)).join(', ')}` : '';
+    out.push(`- ${r.section}: ${r.measures} Seconds per round: ${r.rounds.map((x) => x.toFixed(2)).join(', ')}${ratios}.`);
+  }
   if (report.notes.length > 0) out.push('', 'Notes:', ...report.notes.map((n) => `- ${n}`));
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -27,7 +27,8 @@ export class Lifecycle {
   /** Closes everything, newest first; returns false if anything failed to close. */
   async closeAll(): Promise<boolean> {
     let ok = true;
-    for (const r of this.resources.splice(0).reverse()) {
+    // kept, not removed: a second signal mid-way still abandons whatever is left
+    for (const r of [...this.resources].reverse()) {
       try {
         await r.close();
         this.log.debug(`${r.what} stopped`);

@@ -48,6 +48,29 @@ export const configSchema = z.object({
   LAKEHOUSE_QUEUES: z.string().regex(/^[a-z,-]+$/, 'a comma-separated list of queue names, or all').default('all'),
   LAKEHOUSE_SHUTDOWN_TIMEOUT_MS: int(30_000, 0),
   LAKEHOUSE_PRIVATE_REDIS: z.enum(['auto', 'never']).default('auto'),
+  LAKEHOUSE_BUCKETS: z
+    .string()
+    .default('')
+    .transform((raw, ctx) => {
+      const buckets: { name: string; path: string }[] = [];
+      for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+        const cut = entry.indexOf(':');
+        const name = entry.slice(0, cut);
+        const dir = entry.slice(cut + 1);
+        if (cut <= 0 || !/^[a-z][a-z0-9_]{0,62}$/.test(name) || name === 'primary' || !dir) {
+          ctx.addIssue({ code: 'custom', message: `expected name:path (name lower-case, not "primary"), got "${entry}"` });
+          return z.NEVER;
+        }
+        buckets.push({ name, path: path.resolve(dir) });
+      }
+      return buckets;
+    }),
+  LAKEHOUSE_INBOX_POLL_MS: int(10_000, 100),
+  LAKEHOUSE_TRASH_DAYS: int(7, 0),
+  LAKEHOUSE_SECRET_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/_=-]{32,}$/, 'at least 32 base64/base64url characters (e.g. openssl rand -base64 32)')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -69,10 +92,33 @@ export interface Config {
   shutdownTimeoutMs: number;
   privateRedis: 'auto' | 'never';
   logLevel: RawConfig['LOG_LEVEL'];
+  /** Extra storage roots besides `primary` (= dataDir). */
+  buckets: { name: string; path: string }[];
+  inboxPollMs: number;
+  trashDays: number;
+  /** Key that encrypts DSN secrets; when absent one is generated into the data root's secrets. */
+  secretKey: string | undefined;
+  /** Named database connections: LAKEHOUSE_CONNECTION_<NAME>=dsn, keyed by lower-case name. */
+  connections: Record<string, string>;
 }
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+}
+
+const CONNECTION_VAR = /^LAKEHOUSE_CONNECTION_([A-Z][A-Z0-9_]{0,62})$/;
+
+function namedConnections(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    const m = CONNECTION_VAR.exec(key);
+    if (!m || !value) continue;
+    if (!/^(postgres|postgresql|mysql|mariadb):\/\//.test(value)) {
+      throw new ConfigError(`invalid configuration:\n  ${key}: expected a postgres://, postgresql://, mysql:// or mariadb:// DSN`);
+    }
+    out[m[1]!.toLowerCase()] = value;
+  }
+  return out;
 }
 
 /** Parses an environment (process.env by default) into a Config, or throws ConfigError naming every bad variable. */
@@ -98,5 +144,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: c.LAKEHOUSE_SHUTDOWN_TIMEOUT_MS,
     privateRedis: c.LAKEHOUSE_PRIVATE_REDIS,
     logLevel: c.LOG_LEVEL,
+    buckets: c.LAKEHOUSE_BUCKETS,
+    inboxPollMs: c.LAKEHOUSE_INBOX_POLL_MS,
+    trashDays: c.LAKEHOUSE_TRASH_DAYS,
+    secretKey: c.LAKEHOUSE_SECRET_KEY,
+    connections: namedConnections(env),
   });
 }

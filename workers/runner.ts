@@ -32,12 +32,14 @@ export function processorFile(queue: string): string {
   return fileURLToPath(new URL(`./processors/${queue}.ts`, import.meta.url));
 }
 
-/** A sandboxed child must load TypeScript too: make sure it inherits a tsx loader. */
+/** A sandboxed child must load TypeScript too (a tsx loader), and must die with its parent. */
 function childExecArgv(): string[] {
   const inherited = process.execArgv.filter((a) => !a.startsWith('--inspect'));
-  const hasTsx = inherited.some((a) => a.includes('tsx'));
-  return hasTsx ? inherited : [...inherited, '--import', import.meta.resolve('tsx')];
+  const tsx = inherited.some((a) => a.includes('tsx')) ? [] : ['--import', import.meta.resolve('tsx')];
+  return [...inherited, ...tsx, '--import', import.meta.resolve('./sandbox-guard.ts')];
 }
+
+const FORCE_CLOSE_MS = 5_000;
 
 async function makeWorker(queue: string, concurrency: number, connection: Redis, prefix: string): Promise<Worker> {
   const decl = getQueueDeclaration(queue);
@@ -74,7 +76,9 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
       const timedOut = new Promise<false>((r) => setTimeout(() => r(false), deadlineMs).unref());
       if (!(await Promise.race([graceful, timedOut]))) {
         opts.log.warn({ deadlineMs }, 'active jobs did not finish before the deadline; forcing close, they return to the queue');
-        await Promise.all(workers.map((w) => w.close(true)));
+        // close(true) still talks to Redis; with Redis gone it would wait forever
+        const forced = Promise.all(workers.map((w) => w.close(true)));
+        await Promise.race([forced, new Promise((r) => setTimeout(r, FORCE_CLOSE_MS).unref())]);
       }
       await leave(connection, prefix, record.id).catch(() => {});
       await connection.quit().catch(() => {});

@@ -7,7 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Role } from '../config.ts';
-import { tempPathFor, writeFileAtomic } from '../storage/atomic-write.ts';
+import { createFileOnce } from '../storage/atomic-write.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -45,28 +45,10 @@ export const GENERATED_KEY_FILE = 'admin.key';
  * stored with mode 0600 in the data root's secrets folder, and reused on later starts.
  */
 export async function ensureGeneratedKey(secretsDir: string): Promise<{ key: string; file: string; created: boolean }> {
-  const file = path.join(secretsDir, GENERATED_KEY_FILE);
   await fs.mkdir(secretsDir, { recursive: true, mode: 0o700 });
-  try {
-    const key = (await fs.readFile(file, 'utf8')).trim();
-    if (key.length >= 16) return { key, file, created: false };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const key = `lh_${randomBytes(24).toString('base64url')}`;
-  // link() of a complete temp file is atomic and refuses to overwrite: two processes starting
-  // at once agree on one key, and nobody reads a half-written file.
-  const tmp = tempPathFor(file);
-  await writeFileAtomic(tmp, key + '\n', 0o600);
-  try {
-    await fs.link(tmp, file);
-    return { key, file, created: true };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return { key: (await fs.readFile(file, 'utf8')).trim(), file, created: false };
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
+  const file = path.join(secretsDir, GENERATED_KEY_FILE);
+  const { content, created } = await createFileOnce(file, () => `lh_${randomBytes(24).toString('base64url')}\n`);
+  return { key: content.trim(), file, created };
 }
 
 /** The key a local CLI uses when none is given: the generated one, if this machine has it. */

@@ -34,7 +34,9 @@ export async function startPrivateRedis(dir: string, timeoutMs = 10_000): Promis
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '',
       '--maxmemory-policy', 'noeviction', '--protected-mode', 'yes', '--logfile', 'redis.log'],
-    { stdio: 'ignore' },
+    // its own process group: a terminal's Ctrl-C must reach only `up`, which then stops
+    // Redis last, after the workers have finished with it
+    { stdio: 'ignore', detached: true },
   );
   const url = `redis://127.0.0.1:${port}`;
   const exited = new Promise<never>((_, reject) =>

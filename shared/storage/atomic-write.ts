@@ -38,3 +38,27 @@ export async function commitTempFile(tmp: string, target: string): Promise<void>
   }
   await fs.rename(tmp, target);
 }
+
+/**
+ * Creates `target` with `make()`'s content unless it exists, and returns what the file holds.
+ * link() of a complete temporary file is atomic and never overwrites, so processes starting at
+ * once agree on one content and nobody reads a half-written file.
+ */
+export async function createFileOnce(target: string, make: () => string, mode = 0o600): Promise<{ content: string; created: boolean }> {
+  try {
+    return { content: await fs.readFile(target, 'utf8'), created: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const tmp = tempPathFor(target);
+  await writeFileAtomic(tmp, make(), mode);
+  try {
+    await fs.link(tmp, target);
+    return { content: await fs.readFile(target, 'utf8'), created: true };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return { content: await fs.readFile(target, 'utf8'), created: false };
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}

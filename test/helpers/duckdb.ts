@@ -41,3 +41,16 @@ export async function withDuckDB<T>(fn: (db: FreshDuckDB) => Promise<T>): Promis
     db.close();
   }
 }
+
+/**
+ * Writes a CSV of `rows` generated rows (id, qty, amount, note — the note holds a comma, so it is
+ * quoted) with DuckDB: much faster than building a big string in JS.
+ */
+export async function generateCsv(file: string, rows: number): Promise<void> {
+  await withDuckDB((db) =>
+    db.all(
+      `COPY (SELECT i AS id, i % 97 AS qty, (i % 1000) / 10 AS amount, 'note number ' || i || ', with a comma' AS note ` +
+        `FROM range(1, ${rows + 1}) t(i)) TO ${sqlString(file)} (FORMAT csv, HEADER)`,
+    ),
+  );
+}

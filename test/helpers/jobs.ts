@@ -82,3 +82,38 @@ export async function startBareWorker(env: TestEnv, queue: string, options: Part
   await worker.waitUntilReady();
   return worker;
 }
+
+interface ChildHandle {
+  pid?: number;
+  spawnargs?: string[];
+  exitCode: number | null;
+  signalCode: string | null;
+  kill(signal?: NodeJS.Signals): boolean;
+}
+
+function liveSandboxChildren(): ChildHandle[] {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  return handles.filter(
+    (h): h is ChildHandle =>
+      typeof h === 'object' && h !== null && h.constructor?.name === 'ChildProcess' &&
+      ((h as ChildHandle).spawnargs ?? []).some((a) => a.includes('bullmq')) &&
+      (h as ChildHandle).exitCode === null && (h as ChildHandle).signalCode === null,
+  );
+}
+
+/**
+ * Fails if a BullMQ sandbox child forked by this process is still alive after `graceMs` (BullMQ
+ * gives a SIGTERMed child 30 s to finish its job), and SIGKILLs such leftovers by pid so the
+ * test process can exit. Meant for a file-level `after()` hook.
+ */
+export async function assertNoSandboxChildrenLeft(graceMs = 35_000): Promise<void> {
+  try {
+    await waitFor(() => liveSandboxChildren().length === 0, { timeoutMs: graceMs, intervalMs: 100 });
+  } catch {
+    const left = liveSandboxChildren();
+    for (const c of left) c.kill('SIGKILL');
+    if (left.length > 0) {
+      throw new Error(`sandboxed processor children outlived their workers: ${left.map((c) => `pid ${c.pid}`).join(', ')}`);
+    }
+  }
+}

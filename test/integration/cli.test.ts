@@ -101,7 +101,10 @@ async function sandbox(t: TestContext, extraEnv: Record<string, string> = {}): P
     return proc;
   };
   t.after(async () => {
-    for (const proc of children) if (proc.running) proc.child.kill('SIGKILL');
+    // SIGTERM first, so a failed test's `up` still stops its sandboxed processors; SIGKILL past the deadline
+    const left = children.filter((proc) => proc.running);
+    for (const proc of left) proc.child.kill('SIGTERM');
+    await Promise.all(left.map((proc) => proc.exit(SHUTDOWN_TIMEOUT_MS + 5_000).catch(() => {})));
     for (const pid of await redisServersIn(path.join(dataDir, 'redis'))) process.kill(pid, 'SIGKILL');
     const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 3 });
     try {
@@ -183,7 +186,7 @@ test('up serves the API and workers; ingest --wait, query and jobs talk to it; S
 
   const bad = await sb.run(['jobs', 'no_such_queue']);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^error 400: /, `a problem+json answer is shown as "error <status>: <detail>"\n${bad.stderr}`);
+  assert.match(bad.stderr, /^error 4\d\d: .*no_such_queue/, `a problem+json answer is shown as "error <status>: <detail>"\n${bad.stderr}`);
 
   up.child.kill('SIGTERM');
   const stopped = await up.exit(SHUTDOWN_TIMEOUT_MS + 10_000);
