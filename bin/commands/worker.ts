@@ -29,9 +29,9 @@ export async function run(args: string[]): Promise<number> {
     args,
     options: { queues: { type: 'string' }, concurrency: { type: 'string' } },
   });
-  const queues = values.queues !== undefined ? queueList(values.queues, 'worker') : queuesFromEnv();
-  const concurrency = positiveInt(values.concurrency, '--concurrency', 'worker');
   const config = loadConfig();
+  const queues = values.queues !== undefined ? queueList(values.queues, 'worker') : configuredQueues(config.workerQueues);
+  const concurrency = positiveInt(values.concurrency, '--concurrency', 'worker');
   const log = createLogger(config.logLevel, 'lakehouse-worker');
   await checkRedisForWorkers(config, log);
   const life = new Lifecycle(log);
@@ -48,10 +48,10 @@ export async function run(args: string[]): Promise<number> {
   return life.untilSignal();
 }
 
-/** LAKEHOUSE_QUEUES is the CLI's own variable (a worker host's default), read only here. */
-function queuesFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+/** LAKEHOUSE_QUEUES (config.workerQueues) names queues only the registry knows; check them here. */
+function configuredQueues(list: string): string[] {
   try {
-    return parseQueueList(env['LAKEHOUSE_QUEUES'] || undefined);
+    return parseQueueList(list);
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n  LAKEHOUSE_QUEUES: ${(err as Error).message}`);
   }
