@@ -11,6 +11,7 @@ import { datasetRoutes } from './routes/datasets.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { openapiRoute } from './routes/openapi.ts';
 import { queryRoutes } from './routes/query.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { systemRoutes } from './routes/system.ts';
 
 export const API_VERSION = '0.1.0';
@@ -20,6 +21,7 @@ export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   const routes = new RouteTable();
   systemRoutes(routes, deps);
   jobRoutes(routes, deps);
+  scheduleRoutes(routes, deps);
   datasetRoutes(routes, deps);
   queryRoutes(routes, deps);
   openapiRoute(routes, API_VERSION);

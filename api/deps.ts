@@ -4,6 +4,7 @@ import type { KeyRing } from '../shared/auth/key-ring.ts';
 import type { Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { CatalogQuery } from '../shared/sql/catalog-query.ts';
+import type { Buckets } from '../shared/storage/buckets.ts';
 import type { DataRoot } from '../shared/storage/data-root.ts';
 import type { JobEvents } from './job-events.ts';
 import type { Metrics } from './metrics.ts';
@@ -11,7 +12,9 @@ import type { Metrics } from './metrics.ts';
 /** What the routes are given: built once by server.ts, replaceable in tests. */
 export interface ApiDeps {
   config: Config;
+  /** The primary data root (staging, inbox, secrets, audit live here). */
   root: DataRoot;
+  buckets: Buckets;
   redis: Redis;
   producer: Producer;
   sql: CatalogQuery;

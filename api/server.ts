@@ -5,12 +5,14 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Producer } from '../queues/producer.ts';
+import { createSealContext } from '../queues/seal-context.ts';
 import { ensureGeneratedKey, KeyRing } from '../shared/auth/key-ring.ts';
 import type { Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createRedis, waitForReady, warnUnlessNoeviction } from '../shared/redis/connection.ts';
 import { CatalogQuery } from '../shared/sql/catalog-query.ts';
-import { DataRoot } from '../shared/storage/data-root.ts';
+import { Buckets } from '../shared/storage/buckets.ts';
+import type { DataRoot } from '../shared/storage/data-root.ts';
 import { createApp } from './app.ts';
 import type { ApiDeps } from './deps.ts';
 import { JobEvents } from './job-events.ts';
@@ -36,19 +38,21 @@ export async function loadKeys(config: Config, root: DataRoot, log: Logger): Pro
 }
 
 export async function startApi(config: Config, log: Logger): Promise<RunningApi> {
-  const root = new DataRoot(config.dataDir);
-  await root.ensure();
+  const buckets = new Buckets(config.dataDir, config.buckets);
+  await buckets.ensure();
+  const root = buckets.primary;
   const redis = createRedis(config.redisUrl, 'producer');
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   await waitForReady(redis);
   await warnUnlessNoeviction(redis, log);
-  const producer = new Producer(redis, config.queuePrefix);
+  const producer = new Producer(redis, config.queuePrefix, await createSealContext(config, buckets));
   const deps: ApiDeps = {
     config,
     root,
+    buckets,
     redis,
     producer,
-    sql: await CatalogQuery.open(root, { maxRows: config.queryMaxRows, timeoutMs: config.queryTimeoutMs }),
+    sql: await CatalogQuery.open(buckets, { maxRows: config.queryMaxRows, timeoutMs: config.queryTimeoutMs }),
     keys: await loadKeys(config, root, log),
     log,
     metrics: new Metrics(producer),

@@ -20,13 +20,13 @@ export interface StagedUpload {
   bytes: number;
 }
 
-export async function stageUpload(ctx: Context, root: DataRoot, limit: number, extension: string): Promise<StagedUpload> {
+export async function stageUpload(ctx: Context, root: DataRoot, limit: number): Promise<StagedUpload> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > limit) {
     ctx.set('Connection', 'close'); // don't read and discard the whole oversized body
     throw tooLarge(limit);
   }
-  const name = `${randomUUID()}.${extension}`;
+  const name = `${randomUUID()}.upload`;
   const absolute = path.join(root.uploadsDir(), name);
   let bytes = 0;
   const counter = new Transform({

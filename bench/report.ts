@@ -35,6 +35,8 @@ export interface BenchRow {
   pass?: boolean;
   /** Seconds of every round, in the order they ran. */
   rounds: number[];
+  /** Per round: cores other processes kept busy meanwhile (bench/cpu-meter.ts). */
+  other_cores_busy?: number[];
 }
 
 export interface BenchReport {
@@ -55,7 +57,7 @@ export function machineInfo(extra: Record<string, string | number> = {}): Record
     memory_gib: Math.round(os.totalmem() / 2 ** 30),
     platform: `${os.platform()} ${os.release()}`,
     node: process.version,
-    /** Other work on the machine skews every row; read the figures against this. */
+    /** Includes the bench's own threads: read other_cores_busy per row for what neighbours took. */
     load_avg_1m_at_end: Number(os.loadavg()[0]!.toFixed(2)),
     ...extra,
   };
@@ -121,10 +123,13 @@ export function printReport(report: BenchReport): void {
   out.push(`settings: ${Object.entries(report.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`, '');
   out.push(markdownTable(report), '');
   out.push('seconds and rate: the median round. ratio: the median of per-round ratios against the baseline row. Every round ran on a fresh Redis prefix.');
+  const noisy = report.rows.flatMap((r) => r.other_cores_busy ?? []).filter((x) => x >= 0.25).length;
+  if (noisy > 0) out.push(`WARNING: other processes kept ≥ 0.25 cores busy during ${noisy} row-rounds (see below): those timings are slowed by a neighbour, not by the code.`);
   out.push('', 'What each row measures:');
   for (const r of report.rows) {
     const ratios = r.round_ratios ? `; ratio per round: ${r.round_ratios.map((x) => x.toFixed(2)).join(', ')}` : '';
-    out.push(`- ${r.section}: ${r.measures} Seconds per round: ${r.rounds.map((x) => x.toFixed(2)).join(', ')}${ratios}.`);
+    const others = r.other_cores_busy ? `; cores busy with other processes per round: ${r.other_cores_busy.map((x) => x.toFixed(2)).join(', ')}` : '';
+    out.push(`- ${r.section}: ${r.measures} Seconds per round: ${r.rounds.map((x) => x.toFixed(2)).join(', ')}${ratios}${others}.`);
   }
   if (report.notes.length > 0) out.push('', 'Notes:', ...report.notes.map((n) => `- ${n}`));
   process.stdout.write(`${out.join('\n')}\n`);

@@ -1,36 +1,125 @@
 import { z } from 'zod';
+import { FILE_FORMATS } from '../shared/ingest/formats/file-format.ts';
+import { redactSecrets } from '../shared/redact.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { entityName } from '../shared/storage/names.ts';
 import { DEFAULT_JOB_OPTIONS } from './default-job-options.ts';
-import { declareQueue } from './queue-declaration.ts';
+import { declareQueue, type SealContext } from './queue-declaration.ts';
+
+const relativePath = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(1024)
+    .refine((p) => !p.startsWith('/') && !p.split('/').some((s) => s === '..' || s === ''), `${what}: a relative path without .. or empty segments`);
 
 export const uploadSource = z.object({
   kind: z.literal('upload'),
-  /** Relative to the data root, under staging/uploads/. Made by the upload route. */
-  path: z.string().regex(/^staging\/uploads\/[A-Za-z0-9._-]+$/, 'a file under staging/uploads/'),
+  /** Relative to the primary data root, under staging/uploads/. Made by the upload route. */
+  path: z.string().regex(/^staging\/uploads\/(?!\.)[A-Za-z0-9._-]+$/, 'a file under staging/uploads/'),
   filename: z.string().max(255).optional(),
   bytes: z.number().int().nonnegative().optional(),
 });
 
-export const ingestPayload = z.object({
-  dataset: entityName,
-  source: uploadSource,
-  mode: z.enum(['replace', 'append']).default('append'),
-  format: z.literal('csv').default('csv'),
+/** In a job: a file claimed for it (moved to inbox/.claimed/), so no watcher can take it too. */
+export const inboxSource = z.object({
+  kind: z.literal('inbox'),
+  path: z.string().regex(/^\.claimed\/[a-z][a-z0-9_]{0,62}\/[^/]+$/, 'a claimed inbox file (.claimed/<dataset>/<uuid>__<file>)'),
+  filename: z.string().max(255).optional(),
 });
+
+/** As a client posts it: a file dropped into inbox/<folder>/, claimed by the server before the job is added. */
+export const inboxSourceRequest = z.object({
+  kind: z.literal('inbox'),
+  path: relativePath('path inside inbox/').refine((p) => p.split('/').length === 2 && !p.startsWith('.'), '<folder>/<file> inside inbox/'),
+});
+
+const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/, 'a table name, optionally schema-qualified');
+
+const dbCommon = {
+  kind: z.enum(['postgres', 'mysql']),
+  table: identifier.optional(),
+  query: z.string().min(1).max(100_000).optional(),
+  batch_size: z.number().int().min(1).max(100_000).default(5_000),
+  incremental: z
+    .object({ column: z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]*$/), since: z.union([z.string(), z.number()]).nullable().optional() })
+    .optional(),
+  decimals_as_float: z.boolean().default(false),
+};
+
+const oneOfTableOrQuery = (s: { table?: string | undefined; query?: string | undefined }) => (s.table === undefined) !== (s.query === undefined);
+const TABLE_OR_QUERY = { message: 'give exactly one of table or query', path: ['table'] };
+
+/** A database source as stored in a job: a named connection or a sealed secret — never a password. */
+export const dbSource = z
+  .object({
+    ...dbCommon,
+    connection: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/).optional(),
+    secret: z.string().uuid().optional().describe('set by the server: the sealed DSN'),
+    dsn_redacted: z.string().optional().describe('set by the server, for people reading the job'),
+  })
+  .refine((s) => (s.connection === undefined) !== (s.secret === undefined), { message: 'give exactly one of dsn or connection', path: ['connection'] })
+  .refine(oneOfTableOrQuery, TABLE_OR_QUERY);
+
+/** A database source as a client posts it: a DSN (sealed by the server before the job is added) or a named connection. */
+export const dbSourceRequest = z
+  .object({
+    ...dbCommon,
+    dsn: z.string().regex(/^(postgres|postgresql|mysql|mariadb):\/\//, 'a postgres:// or mysql:// URL').optional(),
+    connection: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/).optional(),
+  })
+  .refine((s) => (s.dsn === undefined) !== (s.connection === undefined), { message: 'give exactly one of dsn or connection', path: ['dsn'] })
+  .refine(oneOfTableOrQuery, TABLE_OR_QUERY);
+
+const common = {
+  dataset: entityName,
+  mode: z.enum(['replace', 'append']).default('append'),
+  format: z.enum(['auto', ...FILE_FORMATS]).default('auto').describe('file sources: detected from content and name unless given'),
+  split_markdown: z.boolean().default(false).describe('markdown: one row per heading section'),
+  bucket: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/).optional().describe('storage bucket of a new dataset (default primary)'),
+};
+
+export const ingestPayload = z.object({ ...common, source: z.union([uploadSource, inboxSource, dbSource]) });
+export const ingestRequest = z.object({ ...common, source: z.union([uploadSource, inboxSourceRequest, dbSourceRequest]) });
 
 export const ingestResult = z.object({
   dataset: z.string(),
+  bucket: z.string(),
   rows: z.number().int().describe('rows this job added'),
   bytes: z.number().int().describe('Parquet bytes this job wrote'),
   version: z.number().int().describe('dataset manifest version after the job'),
   dataset_rows: z.number().int(),
-  part: z.string(),
+  part: z.string().nullable(),
+  duplicate: z.boolean().describe('the same bytes were already in the dataset: nothing was added'),
+  fingerprint: z.string(),
 });
+
+type IngestRequest = z.output<typeof ingestRequest>;
+
+/** Checks names against the server's configuration and moves a posted DSN into a sealed secret. */
+export async function sealIngest(request: IngestRequest, ctx: SealContext): Promise<z.input<typeof ingestPayload>> {
+  if (request.bucket !== undefined && !ctx.buckets.includes(request.bucket)) {
+    throw new BadRequestError(`unknown bucket ${JSON.stringify(request.bucket)}; buckets: ${ctx.buckets.join(', ')}`);
+  }
+  const source = request.source;
+  if (source.kind === 'inbox') return { ...request, source: { kind: 'inbox', path: await ctx.claimInbox(source.path) } };
+  if (source.kind !== 'postgres' && source.kind !== 'mysql') return { ...request, source };
+  if (source.connection !== undefined && !ctx.connections.includes(source.connection)) {
+    throw new BadRequestError(
+      `unknown connection ${JSON.stringify(source.connection)}; configured: ${ctx.connections.join(', ') || 'none (set LAKEHOUSE_CONNECTION_<NAME>)'}`,
+    );
+  }
+  const { dsn, ...rest } = source;
+  if (dsn === undefined) return { ...request, source: rest };
+  return { ...request, source: { ...rest, secret: await ctx.secrets.seal(dsn), dsn_redacted: redactSecrets(dsn) } };
+}
 
 export const ingest = declareQueue({
   name: 'ingest',
-  description: 'Load a file into a Parquet dataset of the catalog',
+  description: 'Load a file, an upload or a database table into a Parquet dataset of the catalog',
   payload: ingestPayload,
+  request: ingestRequest,
+  seal: sealIngest,
   result: ingestResult,
   jobOptions: DEFAULT_JOB_OPTIONS,
   sandboxed: true,

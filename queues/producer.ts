@@ -4,7 +4,9 @@
  */
 import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { z } from 'zod';
 import { BadRequestError } from '../shared/errors.ts';
+import type { SealContext } from './queue-declaration.ts';
 import { getQueueDeclaration, QUEUES } from './registry.ts';
 
 export interface EnqueueRequest {
@@ -29,6 +31,7 @@ export class Producer {
   constructor(
     private readonly connection: Redis,
     private readonly prefix: string,
+    private readonly sealContext: SealContext,
   ) {}
 
   queue(name: string): Queue {
@@ -46,35 +49,46 @@ export class Producer {
     return QUEUES.map((d) => this.queue(d.name));
   }
 
-  parsePayload(name: string, payload: unknown): unknown {
-    const parsed = getQueueDeclaration(name).payload.safeParse(payload);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-      throw new ZodPayloadError(`invalid ${name} payload: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`, issues);
-    }
-    return parsed.data;
+  /**
+   * A client's request → the payload stored in Redis: validated with the queue's request schema,
+   * sealed (secrets moved out), and checked against the payload schema the worker will parse.
+   */
+  async prepare(name: string, request: unknown, where = 'payload'): Promise<unknown> {
+    const decl = getQueueDeclaration(name);
+    const sealed = await decl.seal(validate(decl.request, request, name, where), this.sealContext);
+    return validate(decl.payload, sealed, name, where);
   }
 
   async add(name: string, req: EnqueueRequest): Promise<Job> {
-    const data = this.parsePayload(name, req.payload);
+    const data = await this.prepare(name, req.payload);
     return this.queue(name).add(name, data, { ...req.options, ...(req.jobId ? { jobId: req.jobId } : {}) });
   }
 
+  /** Server-internal jobs (the inbox watcher's): already in payload form, nothing to seal. */
+  async addPayload(name: string, payload: unknown, jobId?: string): Promise<Job> {
+    const data = validate(getQueueDeclaration(name).payload, payload, name, 'payload');
+    return this.queue(name).add(name, data, jobId ? { jobId } : {});
+  }
+
   async addBulk(name: string, reqs: EnqueueRequest[]): Promise<Job[]> {
-    const jobs = reqs.map((r, i) => {
-      try {
-        return { name, data: this.parsePayload(name, r.payload), opts: { ...r.options, ...(r.jobId ? { jobId: r.jobId } : {}) } };
-      } catch (err) {
-        if (err instanceof ZodPayloadError) {
-          throw new ZodPayloadError(`job ${i}: ${err.message}`, err.issues.map((x) => ({ ...x, path: `jobs.${i}.payload.${x.path}` })));
-        }
-        throw err;
-      }
-    });
+    const jobs = await Promise.all(
+      reqs.map(async (r, i) => ({
+        name,
+        data: await this.prepare(name, r.payload, `jobs.${i}.payload`),
+        opts: { ...r.options, ...(r.jobId ? { jobId: r.jobId } : {}) },
+      })),
+    );
     return this.queue(name).addBulk(jobs);
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
+}
+
+function validate(schema: z.ZodType, value: unknown, queue: string, where: string): unknown {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => ({ path: [where, ...i.path].join('.'), message: i.message }));
+  throw new ZodPayloadError(`invalid ${queue} ${where}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
 }

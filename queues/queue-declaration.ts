@@ -2,20 +2,39 @@
  * Glossary
  * - queue declaration: everything the system knows about one queue — its name, the zod schemas
  *   of a job's payload and result, default job options and whether its processor is sandboxed.
- *   The API validates with `payload`, the worker parses with it; both come from here.
+ *   The API validates with it, the worker parses with it; both come from here.
+ * - request: what a client posts. Usually the payload itself; a queue whose requests may carry
+ *   secrets declares a `request` schema and a `seal` step that turns a request into the payload
+ *   stored in Redis (where Bull Board shows it), with secrets moved out.
  * - processor: the function that does a job, in `workers/processors/<queue name>.ts`.
  * - sandboxed: the processor runs in a child process, so CPU-heavy work cannot stall the
  *   worker's event loop (which must keep renewing job locks).
  */
 import type { JobsOptions } from 'bullmq';
 import type { z } from 'zod';
+import type { SecretBox } from '../shared/secrets/secret-box.ts';
 
-export interface QueueDeclaration<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+/** What a seal step may use: server-side services that never leave the server. */
+export interface SealContext {
+  secrets: SecretBox;
+  /** Names of DSNs configured on the server (LAKEHOUSE_CONNECTION_<NAME>). */
+  connections: readonly string[];
+  /** Names of storage buckets. */
+  buckets: readonly string[];
+  /** Claims `<folder>/<file>` in the inbox for one job (atomic rename); returns the claimed path. */
+  claimInbox: (path: string) => Promise<string>;
+}
+
+export interface QueueDeclaration<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType> {
   name: string;
   /** One line for the OpenAPI document and Bull Board. */
   description: string;
   payload: P;
   result: R;
+  /** What clients post. @defaultValue payload */
+  request: Q;
+  /** Request → payload. @defaultValue identity */
+  seal: (request: z.output<Q>, ctx: SealContext) => Promise<z.input<P>>;
   jobOptions: JobsOptions;
   /** @defaultValue false */
   sandboxed: boolean;
@@ -24,8 +43,19 @@ export interface QueueDeclaration<P extends z.ZodType = z.ZodType, R extends z.Z
 export type PayloadOf<D extends QueueDeclaration> = z.output<D['payload']>;
 export type ResultOf<D extends QueueDeclaration> = z.output<D['result']>;
 
-export function declareQueue<P extends z.ZodType, R extends z.ZodType>(
-  declaration: Omit<QueueDeclaration<P, R>, 'sandboxed'> & { sandboxed?: boolean },
-): QueueDeclaration<P, R> {
-  return { sandboxed: false, ...declaration };
+type Declared<P extends z.ZodType, R extends z.ZodType, Q extends z.ZodType> = Pick<
+  QueueDeclaration<P, R, Q>,
+  'name' | 'description' | 'payload' | 'result' | 'jobOptions'
+> &
+  Partial<Pick<QueueDeclaration<P, R, Q>, 'request' | 'seal' | 'sandboxed'>>;
+
+export function declareQueue<P extends z.ZodType, R extends z.ZodType, Q extends z.ZodType = P>(
+  d: Declared<P, R, Q>,
+): QueueDeclaration<P, R, Q> {
+  return {
+    sandboxed: false,
+    request: d.payload as unknown as Q,
+    seal: async (request) => request as z.input<P>,
+    ...d,
+  } as QueueDeclaration<P, R, Q>;
 }

@@ -12,6 +12,6 @@ export function jobProgress(job: Job, minIntervalMs = 200): ProgressFn {
     const now = Date.now();
     if (fraction < 1 && now - last < minIntervalMs) return;
     last = now;
-    await job.updateProgress({ percent: Math.round(Math.min(Math.max(fraction, 0), 1) * 1000) / 10, ...detail });
+    await job.updateProgress({ ...detail, percent: Math.round(Math.min(Math.max(fraction, 0), 1) * 1000) / 10 });
   };
 }

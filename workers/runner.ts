@@ -4,7 +4,7 @@
  * deadline to finish; past it the workers are force-closed and their jobs' locks lapse, so
  * BullMQ's stalled-job check hands them to another worker. No job is lost either way.
  */
-import { Worker, type Processor } from 'bullmq';
+import { Worker, type Processor, type WorkerOptions as BullWorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { fileURLToPath } from 'node:url';
 import { getQueueDeclaration } from '../queues/registry.ts';
@@ -12,12 +12,15 @@ import type { Config } from '../shared/config.ts';
 import { heartbeat, HEARTBEAT_MS, leave, newWorkerRecord, type WorkerRecord } from '../shared/cluster/membership.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis/connection.ts';
+import { startInboxFeeder } from './inbox-feeder.ts';
 
 export interface WorkerOptions {
   config: Config;
   queues: string[];
   /** Jobs run at once per queue. @defaultValue config.workerConcurrency */
   concurrency?: number;
+  /** Lock and stall tuning (lockDuration, stalledInterval, maxStalledCount). @defaultValue BullMQ's */
+  tuning?: Pick<BullWorkerOptions, 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>;
   log: Logger;
 }
 
@@ -41,7 +44,16 @@ function childExecArgv(): string[] {
 
 const FORCE_CLOSE_MS = 5_000;
 
-async function makeWorker(queue: string, concurrency: number, connection: Redis, prefix: string): Promise<Worker> {
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
+async function makeWorker(queue: string, concurrency: number, connection: Redis, prefix: string, tuning: WorkerOptions['tuning']): Promise<Worker> {
   const decl = getQueueDeclaration(queue);
   const file = processorFile(queue);
   const processor: string | Processor = decl.sandboxed ? file : ((await import(file)) as { default: Processor }).default;
@@ -49,6 +61,7 @@ async function makeWorker(queue: string, concurrency: number, connection: Redis,
     connection,
     prefix,
     concurrency,
+    ...tuning,
     ...(decl.sandboxed ? { workerForkOptions: { execArgv: childExecArgv() } } : {}),
   });
 }
@@ -57,11 +70,16 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   const concurrency = opts.concurrency ?? opts.config.workerConcurrency;
   const prefix = opts.config.queuePrefix;
   const connection = createRedis(opts.config.redisUrl, 'worker');
-  const workers = await Promise.all(opts.queues.map((q) => makeWorker(q, concurrency, connection, prefix)));
+  const workers = await Promise.all(opts.queues.map((q) => makeWorker(q, concurrency, connection, prefix, opts.tuning)));
+  let active = 0;
   for (const w of workers) {
+    w.on('active', () => active++);
+    w.on('completed', () => active--);
+    w.on('failed', () => active--);
     w.on('failed', (job, err) => opts.log.warn({ queue: w.name, job: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
     w.on('error', (err) => opts.log.error({ queue: w.name, err: err.message }, 'worker error'));
   }
+  const inbox = opts.queues.includes('ingest') ? await startInboxFeeder(opts.config, opts.log) : undefined;
   const record = newWorkerRecord(opts.queues, concurrency);
   const beat = () => heartbeat(connection, prefix, record).catch((err) => opts.log.warn({ err: err.message }, 'heartbeat failed'));
   await beat();
@@ -72,14 +90,16 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   const close = (deadlineMs = opts.config.shutdownTimeoutMs) =>
     (closing ??= (async () => {
       clearInterval(timer);
-      const graceful = Promise.all(workers.map((w) => w.close())).then(() => true);
-      const timedOut = new Promise<false>((r) => setTimeout(() => r(false), deadlineMs).unref());
-      if (!(await Promise.race([graceful, timedOut]))) {
-        opts.log.warn({ deadlineMs }, 'active jobs did not finish before the deadline; forcing close, they return to the queue');
-        // close(true) still talks to Redis; with Redis gone it would wait forever
-        const forced = Promise.all(workers.map((w) => w.close(true)));
-        await Promise.race([forced, new Promise((r) => setTimeout(r, FORCE_CLOSE_MS).unref())]);
-      }
+      await inbox?.stop(); // no new claims while we wind down
+      // BullMQ keeps the first close() call's promise, so a graceful close cannot be upgraded to a
+      // forced one later: stop fetching, wait for the active jobs up to the deadline, then close
+      // once — forced if jobs are still running (their locks lapse and they return to the queue).
+      await Promise.all(workers.map((w) => w.pause(true)));
+      const finished = await waitUntil(() => active <= 0, deadlineMs);
+      if (!finished) opts.log.warn({ deadlineMs, active }, 'active jobs did not finish before the deadline; forcing close, they return to the queue');
+      // close() still talks to Redis; with Redis gone it would wait forever
+      const closed = Promise.all(workers.map((w) => w.close(!finished)));
+      await Promise.race([closed, new Promise((r) => setTimeout(r, FORCE_CLOSE_MS).unref())]);
       await leave(connection, prefix, record.id).catch(() => {});
       await connection.quit().catch(() => {});
       opts.log.info({ id: record.id }, 'workers stopped');

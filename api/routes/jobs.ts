@@ -80,7 +80,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
     table.add(
       {
         method: 'post', path: `/jobs/${decl.name}`, tag: 'jobs', role: 'writer', summary: `Enqueue one ${decl.name} job: ${decl.description}`,
-        query: enqueueQuery, body: decl.payload,
+        query: enqueueQuery, body: decl.request,
         responses: { 202: { description: 'enqueued (or the existing job with the same id)', schema: enqueuedSchema } },
       },
       async (ctx, { query, body }) => {
@@ -95,7 +95,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
     table.add(
       {
         method: 'post', path: `/jobs/${decl.name}/bulk`, tag: 'jobs', role: 'writer', summary: `Enqueue up to 10000 ${decl.name} jobs at once`,
-        body: bulkBody(decl.payload), bodyLimit: 64 * 1024 * 1024,
+        body: bulkBody(decl.request), bodyLimit: 64 * 1024 * 1024,
         responses: { 202: { description: 'enqueued', schema: z.object({ count: z.number().int(), jobs: z.array(enqueuedSchema) }) } },
       },
       async (ctx, { body }) => {

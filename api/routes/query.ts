@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { AuthState } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { RouteTable } from '../route-table.ts';
 
@@ -22,7 +23,7 @@ export function queryRoutes(table: RouteTable, deps: ApiDeps): void {
       body: queryBody, responses: { 200: { description: 'the result', schema: queryResultSchema } },
     },
     async (ctx, { body }) => {
-      ctx.body = await deps.sql.query(body.sql, body.max_rows);
+      ctx.body = await deps.sql.query(body.sql, { maxRows: body.max_rows, role: (ctx.state as AuthState).role! });
     },
   );
 }

@@ -1,23 +1,36 @@
 /**
- * Ours: jobs enter through queues/producer.ts (registry lookup, zod validation of every payload,
- * the declaration's default job options) on a producer-role connection as the API makes it, and
- * are worked by a Worker configured as workers/runner.ts configures one, running a no-op.
+ * Ours: jobs enter through queues/producer.ts (registry lookup, request validation, the queue's
+ * seal step, payload validation, the declaration's default job options) on a producer-role
+ * connection as the API makes it, and are worked by a Worker configured as workers/runner.ts
+ * configures one, running a no-op.
  */
 import type { Worker } from 'bullmq';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Producer } from '../../queues/producer.ts';
+import type { SealContext } from '../../queues/queue-declaration.ts';
 import { loadConfig } from '../../shared/config.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { createRedis, waitForReady } from '../../shared/redis/connection.ts';
+import { SecretBox } from '../../shared/secrets/secret-box.ts';
 import { expectWaiting, type RoundTimes } from './raw-bullmq.ts';
 import { startRunnerConfiguredWorker } from './runner-configured-worker.ts';
 import type { QueueBenchSettings } from './settings.ts';
 import { batchSizes, completionDeadlineMs, completions, noop, PAYLOAD, QUEUE_NAME, stopwatch } from './workload.ts';
 
+/** What the API hands its Producer; upload sources never touch the secret box, but it is real. */
+async function sealContext(secretsDir: string): Promise<SealContext> {
+  return { secrets: await SecretBox.open(secretsDir, randomBytes(32).toString('hex')), connections: [], buckets: ['primary'] };
+}
+
 export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logger): Promise<RoundTimes> {
   const config = loadConfig({ REDIS_URL: s.redisUrl, LAKEHOUSE_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' });
+  const secretsDir = await fs.mkdtemp(path.join(os.tmpdir(), 'lhbench-secrets-'));
   const connection = createRedis(config.redisUrl, 'producer');
   connection.on('error', () => {});
-  const producer = new Producer(connection, config.queuePrefix);
+  const producer = new Producer(connection, config.queuePrefix, await sealContext(secretsDir));
   try {
     await waitForReady(connection);
     const queue = producer.queue(QUEUE_NAME);
@@ -48,5 +61,6 @@ export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logge
   } finally {
     await producer.close();
     await connection.quit().catch(() => connection.disconnect());
+    await fs.rm(secretsDir, { recursive: true, force: true });
   }
 }

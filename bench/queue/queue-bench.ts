@@ -9,6 +9,7 @@ import os from 'node:os';
 import { Redis } from 'ioredis';
 import { DEFAULT_JOB_OPTIONS } from '../../queues/default-job-options.ts';
 import { createLogger } from '../../shared/logger.ts';
+import { startCpuMeter } from '../cpu-meter.ts';
 import { compare, machineInfo, row, type BenchReport } from '../report.ts';
 import { httpRound } from './http-bulk.ts';
 import { ourRound } from './our-queue.ts';
@@ -23,6 +24,8 @@ interface Timings {
   raw: RoundTimes[];
   ours: RoundTimes[];
   http: number[];
+  /** Per section and round: cores other processes kept busy (bench/cpu-meter.ts). */
+  others: Record<Section, number[]>;
 }
 
 async function redisFacts(admin: Redis): Promise<{ version: string; policy: string }> {
@@ -32,9 +35,16 @@ async function redisFacts(admin: Redis): Promise<{ version: string; policy: stri
   return { version: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown', policy };
 }
 
+/** redis-server's own CPU seconds, so the meter does not count the Redis we drive as a neighbour. */
+async function redisCpuSeconds(admin: Redis): Promise<number> {
+  const info = await admin.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
+
 async function runRounds(s: QueueBenchSettings, admin: Redis): Promise<Timings> {
   const log = createLogger('warn', 'bench-worker');
-  const t: Timings = { raw: [], ours: [], http: [] };
+  const t: Timings = { raw: [], ours: [], http: [], others: { raw: [], ours: [], http: [] } };
   const runOne: Record<Section, (prefix: string) => Promise<void>> = {
     raw: async (p) => void t.raw.push(await rawRound(s, p)),
     ours: async (p) => void t.ours.push(await ourRound(s, p, log)),
@@ -44,7 +54,9 @@ async function runRounds(s: QueueBenchSettings, admin: Redis): Promise<Timings> 
     const order = [...SECTIONS.slice(r % SECTIONS.length), ...SECTIONS.slice(0, r % SECTIONS.length)];
     for (const section of order) {
       process.stderr.write(`queue bench: round ${r + 1}/${s.rounds} ${section}…\n`);
+      const stopMeter = await startCpuMeter(() => redisCpuSeconds(admin));
       await withFreshPrefix(admin, section, runOne[section]);
+      t.others[section].push(await stopMeter());
     }
   }
   return t;
@@ -61,26 +73,26 @@ function report(s: QueueBenchSettings, facts: RunFacts, t: Timings): BenchReport
   const c = s.concurrency;
   const rows = compare([
     row({
-      section: 'raw add', items: s.jobs, unit: 'jobs/s', rounds: t.raw.map((x) => x.addSeconds),
+      section: 'raw add', items: s.jobs, unit: 'jobs/s', rounds: t.raw.map((x) => x.addSeconds), other_cores_busy: t.others.raw,
       measures: `raw BullMQ Queue.addBulk, ${s.batch} jobs per call awaited in sequence, job opts {removeOnComplete: true}.`,
     }),
     row({
-      section: 'raw worker', items: s.jobs, unit: 'jobs/s', rounds: t.raw.map((x) => x.workSeconds),
+      section: 'raw worker', items: s.jobs, unit: 'jobs/s', rounds: t.raw.map((x) => x.workSeconds), other_cores_busy: t.others.raw,
       measures: `raw BullMQ Worker (own connection from options), no-op processor, concurrency ${c}: from new Worker() until the ${s.jobs}th 'completed' event, all jobs waiting beforehand.`,
     }),
     row({
-      section: 'ours add', items: s.jobs, unit: 'jobs/s', rounds: t.ours.map((x) => x.addSeconds), baseline: 'raw add',
-      measures: `queues/producer.ts Producer.addBulk('ingest'): registry lookup + zod parse of every payload + the ingest declaration's job options, on a createRedis(url,'producer') connection, ${s.batch} per call in sequence.`,
+      section: 'ours add', items: s.jobs, unit: 'jobs/s', rounds: t.ours.map((x) => x.addSeconds), other_cores_busy: t.others.ours, baseline: 'raw add',
+      measures: `queues/producer.ts Producer.addBulk('ingest'), ${s.batch} per call in sequence: per job the request schema, the seal step and the payload schema, then the ingest declaration's job options, on a createRedis(url,'producer') connection.`,
     }),
     row({
-      section: 'ours worker', items: s.jobs, unit: 'jobs/s', rounds: t.ours.map((x) => x.workSeconds), baseline: 'raw worker',
+      section: 'ours worker', items: s.jobs, unit: 'jobs/s', rounds: t.ours.map((x) => x.workSeconds), other_cores_busy: t.others.ours, baseline: 'raw worker',
       target: { kind: 'ratio', min: 0.8 },
       measures: `a Worker built as workers/runner.ts builds one for a non-sandboxed queue (createRedis(url,'worker'), {connection, prefix, concurrency: ${c}}, failed/error listeners, membership heartbeat) with an in-process no-op processor, on the jobs 'ours add' enqueued: from worker start until the ${s.jobs}th completion.`,
     }),
     row({
-      section: 'http bulk add', items: s.jobs, unit: 'jobs/s', rounds: t.http, baseline: 'raw add',
+      section: 'http bulk add', items: s.jobs, unit: 'jobs/s', rounds: t.http, other_cores_busy: t.others.http, baseline: 'raw add',
       target: { kind: 'rate', min: 10_000 },
-      measures: `the real API (startApi) on 127.0.0.1, POST /jobs/ingest/bulk with ${s.batch} valid ingest payloads per request, ${s.httpConcurrency} requests in flight, Bearer admin key: from the first request until the last 202. Enqueue only.`,
+      measures: `the real API (startApi) on 127.0.0.1, POST /jobs/ingest/bulk with ${s.batch} valid ingest upload payloads per request, ${s.httpConcurrency} requests in flight, Bearer admin key (auth, JSON body, route schema, then Producer.addBulk as above): from the first request until the last 202. Enqueue only.`,
     }),
   ]);
   return {
@@ -99,7 +111,7 @@ function report(s: QueueBenchSettings, facts: RunFacts, t: Timings): BenchReport
       "The ingest processor itself (sandboxed, real work) is not measured: 'ours worker' runs a no-op in-process. startWorkers() cannot be handed a processor, so bench/queue/runner-configured-worker.ts mirrors runner.ts's Worker set-up; see bench/README.md for the runner change that would remove the mirror.",
       `http bulk add: no ingest worker is started, the enqueued jobs wait until the prefix is dropped. Its ${s.httpConcurrency} requests in flight keep several addBulk calls in flight in the API, where 'raw add' and 'ours add' await one call at a time, so its ratio against 'raw add' is not like for like. The HTTP client runs in the same process as the API (bodies pre-serialized), which makes the figure a lower bound for a remote client.`,
       'The same payload object is used everywhere, already in the ingest schema\'s output shape, so the stored job data is identical byte for byte.',
-      `Everything — bench process, API, workers and redis-server — shares this machine's ${os.availableParallelism()} cores; the 1-minute load average was ${facts.loadAtStart.toFixed(1)} at the start${facts.loadAtStart > os.availableParallelism() ? ', above the core count: other work was running and the absolute rates are depressed (the ratios, measured interleaved, less so)' : ''}.`,
+      `Everything — bench process, API, workers and redis-server — shares this machine's ${os.availableParallelism()} cores; the 1-minute load average was ${facts.loadAtStart.toFixed(1)} before the bench started. 'cores busy with other processes' is measured per section and round (whole section, adds and worker together): machine CPU time minus this process's and redis-server's.`,
     ],
   };
 }

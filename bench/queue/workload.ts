@@ -15,6 +15,7 @@ export const PAYLOAD: z.output<typeof ingestPayload> = {
   source: { kind: 'upload', path: 'staging/uploads/bench.csv' },
   mode: 'append',
   format: 'csv',
+  split_markdown: false,
 };
 
 export const noop = async (): Promise<void> => {};

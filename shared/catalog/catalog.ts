@@ -1,19 +1,27 @@
 /**
- * The catalog: datasets are directories under the data root, each with a manifest. Listing reads
- * manifests from disk, so any process on any host sees the same catalog without a registry.
+ * The catalog: datasets are directories under each bucket's datasets folder, each with a
+ * manifest. Listing reads manifests from disk, so any process on any host sees the same catalog
+ * without a registry.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { withEntityLock } from '../redis/entity-lock.ts';
-import { ENTITY_NAME } from '../storage/names.ts';
+import type { Bucket, Buckets } from '../storage/buckets.ts';
 import type { DataRoot } from '../storage/data-root.ts';
-import { emptyManifest, readManifest, writeManifest, type Column, type Manifest, type Part } from './manifest.ts';
+import { ENTITY_NAME } from '../storage/names.ts';
+import { emptyManifest, readManifest, writeManifest, type Column, type Manifest, type Part, type PiiFlag } from './manifest.ts';
 
 export type WriteMode = 'replace' | 'append';
 
-export async function listDatasets(root: DataRoot): Promise<Manifest[]> {
+export async function listDatasets(buckets: Buckets): Promise<Manifest[]> {
+  const all = await Promise.all(buckets.all().map((b) => listBucket(b.root)));
+  return all.flat().sort((a, b) => a.name.localeCompare(b.name));
+}
+
+async function listBucket(root: DataRoot): Promise<Manifest[]> {
   let names: string[];
   try {
     names = await fs.readdir(root.datasetsDir());
@@ -22,48 +30,58 @@ export async function listDatasets(root: DataRoot): Promise<Manifest[]> {
     throw err;
   }
   const manifests = await Promise.all(names.filter((n) => ENTITY_NAME.test(n)).map((n) => readManifest(root.datasetDir(n))));
-  return manifests.filter((m): m is Manifest => m !== undefined && m.parts.length > 0).sort((a, b) => a.name.localeCompare(b.name));
+  return manifests.filter((m): m is Manifest => m !== undefined && m.parts.length > 0);
 }
 
-export async function getDataset(root: DataRoot, name: string): Promise<Manifest> {
-  const manifest = await readManifest(root.datasetDir(name));
-  if (!manifest || manifest.parts.length === 0) throw new NotFoundError(`dataset ${JSON.stringify(name)} does not exist`);
-  return manifest;
+export async function getDataset(buckets: Buckets, name: string): Promise<{ manifest: Manifest; bucket: Bucket }> {
+  const bucket = await buckets.locate(name);
+  const manifest = bucket && (await readManifest(bucket.root.datasetDir(name)));
+  if (!bucket || !manifest || manifest.parts.length === 0) throw new NotFoundError(`dataset ${JSON.stringify(name)} does not exist`);
+  return { manifest, bucket };
 }
 
 /** Absolute paths of a dataset's live part files. */
-export function partFiles(root: DataRoot, manifest: Manifest): string[] {
+export function partFiles(buckets: Buckets, manifest: Manifest): string[] {
+  const root = buckets.get(manifest.bucket).root;
   const dir = root.datasetDir(manifest.name);
   return manifest.parts.map((p) => root.inside(dir, p.file));
 }
 
 export interface CommitRequest {
-  root: DataRoot;
   redis: Redis;
   lockKey: string;
+  bucket: Bucket;
   dataset: string;
   part: Part;
   schema: Column[];
   mode: WriteMode;
+  pii?: PiiFlag[];
+  incremental?: Manifest['incremental'];
 }
 
 export interface CommitOutcome {
   manifest: Manifest;
-  /** False when this job's part was already listed: a retry of a job that had committed. */
+  /** False when nothing changed: this job's part was already listed, or its bytes already are. */
   applied: boolean;
+  duplicate: boolean;
 }
 
 /**
  * Lists a finished part file in the manifest under the dataset's writer lock and bumps the
- * version. Idempotent per job id. In replace mode the superseded part files are removed after
- * the new manifest is in place, so a reader never sees a manifest naming a missing file.
+ * version. Idempotent per job id, and per content: a part whose fingerprint a live part already
+ * has is not added (its file is removed). In replace mode the superseded part files are removed
+ * after the new manifest is in place, so a reader never sees a manifest naming a missing file.
  */
 export async function commitPart(req: CommitRequest): Promise<CommitOutcome> {
-  const dir = req.root.datasetDir(req.dataset);
+  const root = req.bucket.root;
+  const dir = root.datasetDir(req.dataset);
   const outcome = await withEntityLock(req.redis, req.lockKey, async (lock) => {
     const now = new Date().toISOString();
-    const current = (await readManifest(dir)) ?? emptyManifest(req.dataset, now);
-    if (current.parts.some((p) => p.job_id === req.part.job_id)) return { manifest: current, applied: false, superseded: [] };
+    const current = (await readManifest(dir)) ?? emptyManifest(req.dataset, req.bucket.name, now);
+    if (current.parts.some((p) => p.job_id === req.part.job_id)) return { manifest: current, applied: false, duplicate: false, garbage: [] };
+    if (alreadyHolds(current, req.part.fingerprint, req.mode)) {
+      return { manifest: current, applied: false, duplicate: true, garbage: [req.part] };
+    }
     const replacing = req.mode === 'replace';
     const parts = replacing ? [req.part] : [...current.parts, req.part];
     const schema = replacing || current.parts.length === 0 ? req.schema : mergeSchema(current.schema, req.schema);
@@ -75,13 +93,22 @@ export async function commitPart(req: CommitRequest): Promise<CommitOutcome> {
       bytes: parts.reduce((n, p) => n + p.bytes, 0),
       schema,
       parts,
+      pii: mergePii(replacing ? [] : current.pii, req.pii ?? [], schema),
+      ...(req.incremental ? { incremental: req.incremental } : {}),
     };
     await lock.assertHeld();
     await writeManifest(dir, next);
-    return { manifest: next, applied: true, superseded: replacing ? current.parts : [] };
+    return { manifest: next, applied: true, duplicate: false, garbage: replacing ? current.parts : [] };
   });
-  await Promise.all(outcome.superseded.map((p) => fs.rm(req.root.inside(dir, p.file), { force: true })));
-  return { manifest: outcome.manifest, applied: outcome.applied };
+  await Promise.all(outcome.garbage.map((p) => fs.rm(root.inside(dir, p.file), { force: true })));
+  return { manifest: outcome.manifest, applied: outcome.applied, duplicate: outcome.duplicate };
+}
+
+/** Append: some live part has these bytes. Replace: the dataset already is exactly these bytes. */
+export function alreadyHolds(m: Manifest | undefined, fingerprint: string, mode: WriteMode): boolean {
+  if (!m) return false;
+  if (mode === 'replace') return m.parts.length === 1 && m.parts[0]!.fingerprint === fingerprint;
+  return m.parts.some((p) => p.fingerprint === fingerprint);
 }
 
 /** Appends may add columns; a column that changes type would make the dataset unreadable as one table. */
@@ -91,12 +118,24 @@ export function mergeSchema(current: Column[], incoming: Column[]): Column[] {
     const existing = current.find((c) => c.name === col.name);
     if (!existing) merged.push(col);
     else if (existing.type !== col.type) {
-      throw new ConflictError(`column ${JSON.stringify(col.name)} is ${existing.type} in the dataset but ${col.type} in the new data`);
+      throw new ConflictError(`column ${JSON.stringify(col.name)} is ${existing.type} in the dataset but ${col.type} in the new data; schema changes other than new columns are refused`);
     }
   }
   return merged;
 }
 
+/** A column once flagged stays flagged (the strongest finding wins); only live columns are kept. */
+function mergePii(current: PiiFlag[], found: PiiFlag[], schema: Column[]): PiiFlag[] {
+  const best = new Map<string, PiiFlag>();
+  for (const f of [...current, ...found]) {
+    const seen = best.get(f.column);
+    if (!seen || f.confidence > seen.confidence) best.set(f.column, f);
+  }
+  return [...best.values()].filter((f) => schema.some((c) => c.name === f.column));
+}
+
+/** One file name per job id: readable, and a hash so ids that sanitise alike ("a.b", "a_b") never collide. */
 export function datasetPartName(jobId: string): string {
-  return path.join('parts', `part-${jobId.replace(/[^A-Za-z0-9_-]/g, '_')}.parquet`);
+  const safe = jobId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80);
+  return path.join('parts', `part-${safe}-${createHash('sha256').update(jobId).digest('hex').slice(0, 12)}.parquet`);
 }

@@ -10,17 +10,40 @@ import { writeFileAtomic } from '../storage/atomic-write.ts';
 
 export const columnSchema = z.object({ name: z.string(), type: z.string() });
 
+export const lineageSchema = z
+  .object({
+    kind: z.string().describe('upload | inbox | postgres | mysql'),
+    format: z.string().optional(),
+    filename: z.string().nullable().optional(),
+    dsn: z.string().optional().describe('redacted: the password never appears'),
+    statement: z.string().optional(),
+    host: z.string(),
+    started_at: z.string(),
+    finished_at: z.string(),
+  })
+  .catchall(z.unknown());
+
 export const partSchema = z.object({
   file: z.string().describe('path relative to the dataset directory'),
   rows: z.number().int(),
   bytes: z.number().int(),
   job_id: z.string(),
   created_at: z.string(),
-  source: z.record(z.string(), z.unknown()),
+  fingerprint: z.string().describe('sha256 of the source bytes (files) or of the fetched rows (databases)'),
+  lineage: lineageSchema,
+});
+
+export const piiFlagSchema = z.object({ column: z.string(), kind: z.string(), confidence: z.number() });
+
+export const incrementalSchema = z.object({
+  column: z.string(),
+  high_water_mark: z.union([z.string(), z.number()]).nullable(),
+  source: z.string().describe('the table or query it belongs to'),
 });
 
 export const manifestSchema = z.object({
   name: z.string(),
+  bucket: z.string(),
   version: z.number().int(),
   created_at: z.string(),
   updated_at: z.string(),
@@ -28,10 +51,14 @@ export const manifestSchema = z.object({
   bytes: z.number().int(),
   schema: z.array(columnSchema),
   parts: z.array(partSchema),
+  pii: z.array(piiFlagSchema).default([]),
+  public_columns: z.array(z.string()).default([]).describe('PII columns the owner made visible to readers'),
+  incremental: incrementalSchema.optional(),
 });
 
 export type Column = z.infer<typeof columnSchema>;
 export type Part = z.infer<typeof partSchema>;
+export type PiiFlag = z.infer<typeof piiFlagSchema>;
 export type Manifest = z.infer<typeof manifestSchema>;
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -51,6 +78,11 @@ export async function writeManifest(datasetDir: string, manifest: Manifest): Pro
   await writeFileAtomic(path.join(datasetDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
 }
 
-export function emptyManifest(name: string, now: string): Manifest {
-  return { name, version: 0, created_at: now, updated_at: now, rows: 0, bytes: 0, schema: [], parts: [] };
+export function emptyManifest(name: string, bucket: string, now: string): Manifest {
+  return { name, bucket, version: 0, created_at: now, updated_at: now, rows: 0, bytes: 0, schema: [], parts: [], pii: [], public_columns: [] };
+}
+
+/** Columns readers see as `***`: flagged as PII and not made public by the owner. */
+export function maskedColumns(m: Manifest): string[] {
+  return [...new Set(m.pii.map((p) => p.column))].filter((c) => !m.public_columns.includes(c));
 }

@@ -4,7 +4,8 @@
  * another host is queryable at once by every API instance.
  */
 import { listDatasets, partFiles } from '../catalog/catalog.ts';
-import type { DataRoot } from '../storage/data-root.ts';
+import type { Role } from '../config.ts';
+import type { Buckets } from '../storage/buckets.ts';
 import { QueryEngine, type QueryResult } from './query-engine.ts';
 
 export interface QueryLimits {
@@ -16,22 +17,22 @@ export class CatalogQuery {
   private syncing: Promise<void> | undefined;
 
   private constructor(
-    private readonly root: DataRoot,
+    private readonly buckets: Buckets,
     private readonly engine: QueryEngine,
     private readonly limits: QueryLimits,
   ) {}
 
-  static async open(root: DataRoot, limits: QueryLimits): Promise<CatalogQuery> {
-    const engine = await QueryEngine.open({ allowedDirs: [root.datasetsDir()] });
-    return new CatalogQuery(root, engine, limits);
+  static async open(buckets: Buckets, limits: QueryLimits): Promise<CatalogQuery> {
+    const engine = await QueryEngine.open({ allowedDirs: buckets.all().map((b) => b.root.datasetsDir()) });
+    return new CatalogQuery(buckets, engine, limits);
   }
 
   /** One sync at a time; queries arriving during a sync share it. */
   private sync(): Promise<void> {
     this.syncing ??= (async () => {
       try {
-        const manifests = await listDatasets(this.root);
-        await this.engine.syncViews(manifests.map((m) => ({ name: m.name, version: m.version, files: partFiles(this.root, m) })));
+        const manifests = await listDatasets(this.buckets);
+        await this.engine.syncViews(manifests.map((m) => ({ name: m.name, version: m.version, files: partFiles(this.buckets, m) })));
       } finally {
         this.syncing = undefined;
       }
@@ -39,9 +40,10 @@ export class CatalogQuery {
     return this.syncing;
   }
 
-  async query(sql: string, maxRows?: number): Promise<QueryResult> {
+  async query(sql: string, opts: { maxRows?: number | undefined; role: Role }): Promise<QueryResult> {
     await this.sync();
-    return this.engine.query(sql, { maxRows: Math.min(maxRows ?? this.limits.maxRows, this.limits.maxRows), timeoutMs: this.limits.timeoutMs });
+    const maxRows = Math.min(opts.maxRows ?? this.limits.maxRows, this.limits.maxRows);
+    return this.engine.query(sql, { maxRows, timeoutMs: this.limits.timeoutMs });
   }
 
   async close(): Promise<void> {

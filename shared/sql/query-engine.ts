@@ -6,6 +6,13 @@
  *   locked, so user SQL can neither loosen them nor reach files outside `allowedDirs` or the network.
  * - view: one per catalog dataset, `SELECT * FROM read_parquet([...files])`, created on the
  *   instance so every connection sees it.
+ * - masked view: the dataset's twin in the `masked` schema, with every masked (PII) column replaced
+ *   by `'***'`. Both views of a dataset change in one transaction, so no query sees a masked view
+ *   over a newer or older unmasked one.
+ * - reader query: one run with `role: 'reader'`. Its connection resolves names in the `masked`
+ *   schema, and the reader guard (reader-guard.ts) checks its parse tree before DuckDB binds it:
+ *   only dataset names, no table functions, no other schema. Binding is where read_parquet or
+ *   read_csv would open a file, so nothing of a refused query ever runs.
  * - gate: the cap on queries running at once (see `maxConcurrentQueries`).
  * - watchdog: interrupts a query's connection when its time limit passes.
  *
@@ -37,7 +44,9 @@ import {
   type DuckDBUnionValue,
   type DuckDBValue,
 } from '@duckdb/node-api';
+import type { Role } from '../config.ts';
 import { BadRequestError, DomainError, UnavailableError } from '../errors.ts';
+import { analyseTree, assertReaderMayRun, toReferences, type DatasetColumns, type QueryReferences, type QueryShape } from './reader-guard.ts';
 
 /** A catalog dataset as the engine exposes it. */
 export interface DatasetView {
@@ -46,6 +55,12 @@ export interface DatasetView {
   version: number;
   /** Absolute Parquet paths inside one of the engine's `allowedDirs`. */
   files: string[];
+  /**
+   * Columns readers see as `'***'` (matched case-insensitively). Naming a column the dataset does
+   * not have makes its masked view fail with that message rather than mask nothing.
+   * @defaultValue none: readers see every column
+   */
+  maskedColumns?: string[];
 }
 
 export interface QueryColumn {
@@ -89,6 +104,15 @@ export interface QueryLimits {
   timeoutMs: number;
 }
 
+export interface QueryOptions extends QueryLimits {
+  /**
+   * Whose query this is. `reader` sees masked views and may name datasets only (see the reader
+   * guard); `writer` and `admin` see the data as it is and may use table functions inside the sandbox.
+   * @defaultValue unrestricted, as for `writer` and `admin`: callers serving readers must say so
+   */
+  role?: Role;
+}
+
 const DATASET_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 /** DuckDB error messages start with their kind: `Binder Error: ...`, `Permission Error: ...`. */
 const DUCKDB_ERROR = /^([A-Za-z ]+) Error: /;
@@ -96,10 +120,22 @@ const DUCKDB_ERROR = /^([A-Za-z ]+) Error: /;
 const RETRY_NEXT_SYNC = '';
 /** How often a timed-out query is interrupted again; see Watchdog. */
 const REINTERRUPT_MS = 50;
+/** Where the unmasked views live, and where reader queries resolve names instead. */
+const MAIN_SCHEMA = 'main';
+const READER_SCHEMA = 'masked';
+const MASK = '***';
+
+interface ViewState {
+  /** `version + files + masked columns` the views were built from. */
+  key: string;
+  /** Columns as DuckDB spells them; undefined when the dataset has no view (no files). */
+  columns?: string[];
+  /** Directories of the dataset's files, for attributing table-function reads in `references`. */
+  dirs: string[];
+}
 
 export class QueryEngine {
-  /** View name → `version + files` it was built from. */
-  private readonly views = new Map<string, string>();
+  private readonly views = new Map<string, ViewState>();
   private readonly running = new Set<Watchdog>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private syncChain: Promise<void> = Promise.resolve();
@@ -118,6 +154,7 @@ export class QueryEngine {
     try {
       for (const statement of sandboxStatements(opts)) await admin.run(statement);
       await assertSandboxed(admin);
+      await admin.run(`CREATE SCHEMA ${READER_SCHEMA}`);
     } catch (err) {
       admin.closeSync();
       instance.closeSync();
@@ -127,9 +164,10 @@ export class QueryEngine {
   }
 
   /**
-   * Brings the views in line with `views`: (re)creates those whose version or files changed,
-   * drops those no longer listed. A dataset whose view cannot be created (missing or unreadable
-   * file) gets a view that raises that error when queried, and is retried on the next sync.
+   * Brings the views in line with `views`: (re)creates both views of a dataset whose version, files
+   * or masked columns changed, drops those no longer listed. A dataset whose view cannot be created
+   * (missing or unreadable file, unknown masked column) gets a view that raises that error when
+   * queried, and is retried on the next sync.
    */
   async syncViews(views: DatasetView[]): Promise<void> {
     this.assertOpen();
@@ -140,17 +178,37 @@ export class QueryEngine {
     await next;
   }
 
-  async query(sql: string, limits: QueryLimits): Promise<QueryResult> {
+  async query(sql: string, options: QueryOptions): Promise<QueryResult> {
     this.assertOpen();
-    checkLimits(limits);
+    checkLimits(options);
     const startedAt = Date.now();
-    const release = await this.gate.enter(limits.timeoutMs, () => timeoutError(limits.timeoutMs));
+    const release = await this.gate.enter(options.timeoutMs, () => timeoutError(options.timeoutMs));
     try {
-      const run = this.run(sql, limits, limits.timeoutMs - (Date.now() - startedAt));
+      const run = this.run(sql, options, options.timeoutMs - (Date.now() - startedAt));
       this.inFlight.add(run);
       return await run.finally(() => this.inFlight.delete(run));
     } finally {
       release();
+    }
+  }
+
+  /**
+   * The datasets `sql` reads and the columns of them it references, from its parse tree (see
+   * reader-guard.ts for how columns are attributed). Table functions reading a path inside a
+   * dataset's directory count as reading all of that dataset. SQL that does not parse as one
+   * SELECT references nothing.
+   */
+  async references(sql: string): Promise<QueryReferences> {
+    this.assertOpen();
+    const connection = await this.instance.connect();
+    try {
+      const shape = await this.shapeOf(connection, sql);
+      return toReferences(shape, this.readByTableFunctions(shape));
+    } catch (err) {
+      if (err instanceof BadRequestError) return { datasets: [], columns: [] };
+      throw err;
+    } finally {
+      connection.closeSync();
     }
   }
 
@@ -171,7 +229,7 @@ export class QueryEngine {
     if (this.closing) throw new UnavailableError('The query engine is closed');
   }
 
-  private async run(sql: string, { maxRows, timeoutMs }: QueryLimits, remainingMs: number): Promise<QueryResult> {
+  private async run(sql: string, { maxRows, timeoutMs, role }: QueryOptions, remainingMs: number): Promise<QueryResult> {
     this.assertOpen();
     if (remainingMs <= 0) throw timeoutError(timeoutMs);
     const connection = await this.instance.connect();
@@ -179,7 +237,8 @@ export class QueryEngine {
     this.running.add(watchdog);
     try {
       this.assertOpen();
-      const prepared = await prepareSelect(connection, sql);
+      const guard = role === 'reader' ? () => this.enterReaderMode(connection, sql) : undefined;
+      const prepared = await prepareSelect(connection, sql, guard);
       try {
         return await readRows(await prepared.stream(), maxRows, watchdog);
       } finally {
@@ -194,26 +253,94 @@ export class QueryEngine {
     }
   }
 
-  private async applyViews(views: DatasetView[]): Promise<void> {
-    const listed = new Set(views.map((v) => v.name));
-    for (const name of [...this.views.keys()].filter((n) => !listed.has(n))) {
-      await this.admin.run(`DROP VIEW IF EXISTS ${quoteIdent(name)}`);
-      this.views.delete(name);
-    }
-    for (const view of views) {
-      const key = `${view.version}\n${view.files.join('\n')}`;
-      if (this.views.get(view.name) !== key) await this.applyView(view, key);
+  /** Refuses what a reader may not run, then points the connection at the masked views. */
+  private async enterReaderMode(connection: DuckDBConnection, sql: string): Promise<void> {
+    assertReaderMayRun(await this.shapeOf(connection, sql));
+    await connection.run(`SET search_path = ${quoteString(READER_SCHEMA)}`);
+  }
+
+  /** Parses (never binds) `sql` with DuckDB's own parser and walks the tree. */
+  private async shapeOf(connection: DuckDBConnection, sql: string): Promise<QueryShape> {
+    const prepared = await connection.prepare('SELECT json_serialize_sql($1::VARCHAR) AS tree');
+    try {
+      prepared.bindVarchar(1, sql);
+      const [row] = (await prepared.runAndReadAll()).getRows();
+      return analyseTree(String(row?.[0]), this.datasetColumns(), READER_SCHEMA);
+    } finally {
+      prepared.destroySync();
     }
   }
 
-  private async applyView(view: DatasetView, key: string): Promise<void> {
-    try {
-      await this.admin.run(view.files.length === 0 ? `DROP VIEW IF EXISTS ${quoteIdent(view.name)}` : viewSql(view));
-      this.views.set(view.name, key);
-    } catch (err) {
-      await this.admin.run(unavailableViewSql(view, summarise(errorMessage(err))));
-      this.views.set(view.name, RETRY_NEXT_SYNC);
+  /** Datasets that have views, with their columns: the names a reader may use. */
+  private datasetColumns(): DatasetColumns {
+    const known = new Map<string, string[]>();
+    for (const [name, state] of this.views) if (state.columns) known.set(name, state.columns);
+    return known;
+  }
+
+  private readByTableFunctions(shape: QueryShape): Map<string, string[]> {
+    const strings = shape.tableFunctions.flatMap((call) => call.strings);
+    const read = new Map<string, string[]>();
+    for (const [name, state] of this.views) {
+      if (state.columns && strings.some((s) => state.dirs.some((dir) => s.startsWith(dir)))) read.set(name, state.columns);
     }
+    return read;
+  }
+
+  private async applyViews(views: DatasetView[]): Promise<void> {
+    const listed = new Set(views.map((v) => v.name));
+    for (const name of [...this.views.keys()].filter((n) => !listed.has(n))) {
+      await this.transaction([dropViewSql(MAIN_SCHEMA, name), dropViewSql(READER_SCHEMA, name)]);
+      this.views.delete(name);
+    }
+    for (const view of views) {
+      const key = [view.version, ...view.files, '', ...[...(view.maskedColumns ?? [])].sort()].join('\n');
+      if (this.views.get(view.name)?.key !== key) await this.applyView(view, key);
+    }
+  }
+
+  /**
+   * A dataset whose files cannot be read gets views that raise the error when queried; one whose
+   * masking cannot be applied keeps its unmasked view for writers, and readers get the error.
+   */
+  private async applyView(view: DatasetView, key: string): Promise<void> {
+    const dirs = [...new Set(view.files.map((file) => path.dirname(file) + path.sep))];
+    if (view.files.length === 0) {
+      await this.transaction([dropViewSql(MAIN_SCHEMA, view.name), dropViewSql(READER_SCHEMA, view.name)]);
+      this.views.set(view.name, { key, dirs });
+      return;
+    }
+    let columns: string[] | undefined;
+    try {
+      await this.transaction([viewSql(view)], async () => {
+        columns = await this.describe(view.name);
+        await this.admin.run(maskedViewSql(view, columns));
+      });
+      this.views.set(view.name, { key, columns, dirs });
+    } catch (err) {
+      const reason = summarise(errorMessage(err));
+      const main = columns === undefined ? unavailableViewSql(MAIN_SCHEMA, view, reason) : viewSql(view);
+      await this.transaction([main, unavailableViewSql(READER_SCHEMA, view, reason)]);
+      this.views.set(view.name, { key: RETRY_NEXT_SYNC, columns: columns ?? [], dirs });
+    }
+  }
+
+  /** Runs `statements`, then `more`, on the admin connection as one transaction. */
+  private async transaction(statements: string[], more?: () => Promise<void>): Promise<void> {
+    await this.admin.run('BEGIN TRANSACTION');
+    try {
+      for (const statement of statements) await this.admin.run(statement);
+      await more?.();
+      await this.admin.run('COMMIT');
+    } catch (err) {
+      await this.admin.run('ROLLBACK');
+      throw err;
+    }
+  }
+
+  private async describe(name: string): Promise<string[]> {
+    const reader = await this.admin.runAndReadAll(`DESCRIBE ${MAIN_SCHEMA}.${quoteIdent(name)}`);
+    return reader.getRowObjects().map((row) => String(row['column_name']));
   }
 }
 
@@ -238,29 +365,56 @@ function sandboxStatements({ allowedDirs, threads, memoryLimit }: QueryEngineOpt
   ];
 }
 
-/** Fails start-up, rather than serving unsandboxed, if a DuckDB upgrade changes these settings' meaning. */
+/**
+ * Fails start-up, rather than serving unsandboxed, if a DuckDB upgrade changes these settings' meaning,
+ * and rather than refusing every reader query later, if the parser's JSON serialiser is missing.
+ */
 async function assertSandboxed(admin: DuckDBConnection): Promise<void> {
   const reader = await admin.runAndReadAll(
-    "SELECT current_setting('enable_external_access') AS external, current_setting('lock_configuration') AS locked",
+    "SELECT current_setting('enable_external_access') AS external, current_setting('lock_configuration') AS locked, " +
+      "json_serialize_sql('SELECT 1') LIKE '{\"error\":false%' AS parses",
   );
   const [row] = reader.getRowObjects();
   if (row?.external !== false || row.locked !== true) throw new Error('DuckDB sandbox settings did not take effect');
+  if (row.parses !== true) throw new Error('DuckDB cannot serialise parse trees (json_serialize_sql); reader queries need it');
 }
 
 function checkViews(views: DatasetView[]): void {
   const seen = new Set<string>();
-  for (const { name, files } of views) {
+  for (const { name, files, maskedColumns = [] } of views) {
     if (!DATASET_NAME.test(name)) throw new Error(`Invalid dataset name for a view: ${JSON.stringify(name)}`);
     if (seen.has(name)) throw new Error(`Dataset ${name} is listed twice`);
     seen.add(name);
     const relative = files.find((file) => !path.isAbsolute(file));
     if (relative !== undefined) throw new Error(`Dataset ${name} has a relative file path: ${relative}`);
+    if (!maskedColumns.every((column) => typeof column === 'string' && column.length > 0)) {
+      throw new Error(`Dataset ${name} has an empty masked column name`);
+    }
   }
 }
 
 function viewSql({ name, files }: DatasetView): string {
   const list = files.map(quoteString).join(', ');
-  return `CREATE OR REPLACE VIEW ${quoteIdent(name)} AS SELECT * FROM read_parquet([${list}], union_by_name = true)`;
+  return `CREATE OR REPLACE VIEW ${MAIN_SCHEMA}.${quoteIdent(name)} AS SELECT * FROM read_parquet([${list}], union_by_name = true)`;
+}
+
+/**
+ * The reader's view. REPLACE names the output column as written, so each masked column is named
+ * as DuckDB spells it (`columns`), not as the manifest does.
+ */
+function maskedViewSql({ name, maskedColumns = [] }: DatasetView, columns: string[]): string {
+  const byLowerName = new Map(columns.map((column) => [column.toLowerCase(), column]));
+  const replaced = maskedColumns.map((masked) => {
+    const column = byLowerName.get(masked.toLowerCase());
+    if (column === undefined) throw new Error(`masked column ${JSON.stringify(masked)} is not a column of the dataset`);
+    return `${quoteString(MASK)} AS ${quoteIdent(column)}`;
+  });
+  const select = replaced.length === 0 ? '*' : `* REPLACE (${[...new Set(replaced)].join(', ')})`;
+  return `CREATE OR REPLACE VIEW ${READER_SCHEMA}.${quoteIdent(name)} AS SELECT ${select} FROM ${MAIN_SCHEMA}.${quoteIdent(name)}`;
+}
+
+function dropViewSql(schema: string, name: string): string {
+  return `DROP VIEW IF EXISTS ${schema}.${quoteIdent(name)}`;
 }
 
 /**
@@ -268,9 +422,9 @@ function viewSql({ name, files }: DatasetView): string {
  * see "table does not exist") or keeping the old one (stale data). The error sits in a WHERE
  * clause because one in the select list is optimised away by `count(*)`.
  */
-function unavailableViewSql({ name, version }: DatasetView, reason: string): string {
+function unavailableViewSql(schema: string, { name, version }: DatasetView, reason: string): string {
   const message = quoteString(`Dataset ${name} (version ${version}) cannot be read: ${reason}`);
-  return `CREATE OR REPLACE VIEW ${quoteIdent(name)} AS SELECT NULL AS unavailable FROM range(1) WHERE error(${message}) IS NULL`;
+  return `CREATE OR REPLACE VIEW ${schema}.${quoteIdent(name)} AS SELECT NULL AS unavailable FROM range(1) WHERE error(${message}) IS NULL`;
 }
 
 function quoteString(value: string): string {
@@ -289,12 +443,20 @@ function checkLimits({ maxRows, timeoutMs }: QueryLimits): void {
   if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new Error(`timeoutMs must be positive, got ${timeoutMs}`);
 }
 
-/** Prepares `sql` if it is exactly one SELECT; preparing binds but never executes it. */
-async function prepareSelect(connection: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+/**
+ * Prepares `sql` if it is exactly one SELECT; preparing binds but never executes it. `beforeBind`
+ * sees the statement first: binding already opens the files a table function names.
+ */
+async function prepareSelect(
+  connection: DuckDBConnection,
+  sql: string,
+  beforeBind?: () => Promise<void>,
+): Promise<DuckDBPreparedStatement> {
   const statements = await extractStatements(connection, sql);
   if (statements.count !== 1) {
     throw new BadRequestError(`Send exactly one SQL statement; this query has ${statements.count}`);
   }
+  await beforeBind?.();
   const prepared = await statements.prepare(0);
   // EXPLAIN is refused too: EXPLAIN ANALYZE executes its statement, COPY and CREATE included.
   if (prepared.statementType !== StatementType.SELECT) {

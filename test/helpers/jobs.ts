@@ -4,19 +4,23 @@
  */
 import { Worker, type Job, type JobState, type Queue, type WorkerOptions } from 'bullmq';
 import { Producer } from '../../queues/producer.ts';
+import { createSealContext } from '../../queues/seal-context.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createRedis, waitForReady } from '../../shared/redis/connection.ts';
+import { Buckets } from '../../shared/storage/buckets.ts';
 import { processorFile, startWorkers, type RunningWorkers } from '../../workers/runner.ts';
 import { waitFor, type TestEnv } from './env.ts';
 
 export const silentLog = createLogger('silent', 'test');
 
-/** A Producer on its own producer-role connection (fail-fast, so it waits for ready first). */
+/** A Producer on its own producer-role connection (fail-fast, so it waits for ready first), sealing like the API does. */
 export async function startProducer(env: TestEnv): Promise<Producer> {
   const connection = createRedis(env.config.redisUrl, 'producer');
   connection.on('error', () => {});
   await waitForReady(connection);
-  const producer = new Producer(connection, env.prefix);
+  const buckets = new Buckets(env.config.dataDir, env.config.buckets);
+  await buckets.ensure();
+  const producer = new Producer(connection, env.prefix, await createSealContext(env.config, buckets));
   env.defer(async () => {
     await producer.close();
     await connection.quit().catch(() => connection.disconnect());

@@ -12,13 +12,13 @@ import { Redis } from 'ioredis';
 import { ZodPayloadError } from '../../queues/producer.ts';
 import { readManifest, type Manifest } from '../../shared/catalog/manifest.ts';
 import { listWorkers } from '../../shared/cluster/membership.ts';
-import { ingestFile } from '../../shared/ingest/ingest-file.ts';
+import { ingestSource, type IngestRequest } from '../../shared/ingest/ingest-source.ts';
 import { LockTimeoutError, withEntityLock } from '../../shared/redis/entity-lock.ts';
+import { Buckets } from '../../shared/storage/buckets.ts';
 import { DataRoot } from '../../shared/storage/data-root.ts';
-import type { ProgressFn } from '../../shared/progress.ts';
 import { exists, testEnv, waitFor, writeCsv, type CsvValue, type TestEnv } from '../helpers/env.ts';
 import { generateCsv, sqlString, withDuckDB } from '../helpers/duckdb.ts';
-import { assertNoSandboxChildrenLeft, startBareWorker, startProducer, startTestWorkers, waitForFinished, waitForJobState } from '../helpers/jobs.ts';
+import { assertNoSandboxChildrenLeft, startBareWorker, startProducer, startTestWorkers, waitForFinished } from '../helpers/jobs.ts';
 
 // A sandboxed child outliving its worker would keep this process (and CI) alive forever.
 after(() => assertNoSandboxChildrenLeft());
@@ -59,6 +59,21 @@ async function manifestOf(env: TestEnv, dataset: string): Promise<Manifest | und
 
 function datasetDir(env: TestEnv, dataset: string): string {
   return new DataRoot(env.dataDir).datasetDir(dataset);
+}
+
+/** A direct ingestSource request for a staged CSV, as the processor would build it. */
+function directRequest(env: TestEnv, dataset: string, file: string, jobId: string, extra: Partial<IngestRequest> = {}): IngestRequest {
+  return {
+    buckets: new Buckets(env.dataDir),
+    redis: env.redis,
+    lockKey: `${env.prefix}:lock:dataset:${dataset}`,
+    dataset,
+    mode: 'append',
+    jobId,
+    source: { kind: 'upload', file, format: 'csv' },
+    progress: () => {},
+    ...extra,
+  };
 }
 
 interface CsvFacts {
@@ -125,7 +140,8 @@ test('a staged CSV becomes a Parquet part listed in the manifest', async (t) => 
   assert.equal(part!.job_id, job.id);
   assert.equal(part!.rows, N);
   assert.equal(part!.file, done.returnvalue.part);
-  assert.equal(part!.source['filename'], 'x.csv');
+  assert.equal(part!.lineage.filename, 'x.csv');
+  assert.equal(part!.lineage.kind, 'upload');
   const partPath = path.join(datasetDir(env, 'sales'), part!.file);
   assert.equal((await fs.stat(partPath)).size, part!.bytes);
   assert.deepEqual(
@@ -211,27 +227,18 @@ test('running an already committed job again adds nothing (idempotent)', async (
   const root = new DataRoot(env.dataDir);
   const { abs } = await stage(env, 'again.csv', sampleRows(20));
   const progressSeen: number[] = [];
-  const progress: ProgressFn = (f) => void progressSeen.push(f);
-  const request = {
-    root,
-    redis: env.redis,
-    lockKey: `${env.prefix}:lock:dataset:again`,
-    dataset: 'again',
-    mode: 'append' as const,
-    file: abs,
-    jobId: 'job-42',
-    lineage: { kind: 'upload' },
-    progress,
-  };
+  const request = directRequest(env, 'again', abs, 'job-42', { progress: (f) => void progressSeen.push(f) });
 
-  const once = await ingestFile(request);
+  const once = await ingestSource(request);
   assert.equal(once.rows, 20);
   assert.equal(once.version, 1);
+  assert.equal(once.duplicate, false);
   assert.ok(progressSeen.includes(1));
+  assert.ok(once.part);
   const partPath = path.join(root.datasetDir('again'), once.part);
   const before = await fs.stat(partPath);
 
-  const twice = await ingestFile(request);
+  const twice = await ingestSource(request);
   assert.deepEqual(twice, once, 'the second run reports the first run\'s outcome');
   const manifest = await manifestOf(env, 'again');
   assert.ok(manifest);
@@ -245,60 +252,54 @@ test('running an already committed job again adds nothing (idempotent)', async (
 
   // Still idempotent when the staged file is gone (a retry after the processor removed it).
   await fs.rm(abs);
-  assert.deepEqual(await ingestFile(request), once);
+  assert.deepEqual(await ingestSource(request), once);
 
-  // Sanity: a different job id does add a part, so the no-op above is not a no-op for everything.
+  // A different job id with new data does add a part, so the no-op above is not a no-op for everything…
   await stage(env, 'again.csv', sampleRows(5, 100));
-  const other = await ingestFile({ ...request, jobId: 'job-43' });
+  const other = await ingestSource({ ...request, jobId: 'job-43' });
   assert.equal(other.version, 2);
   assert.equal(other.dataset_rows, 25);
+  // …while the same bytes under yet another job id are recognised and add nothing.
+  await stage(env, 'again.csv', sampleRows(5, 100));
+  const same = await ingestSource({ ...request, jobId: 'job-44' });
+  assert.equal(same.duplicate, true);
+  assert.equal(same.rows, 0);
+  assert.equal((await manifestOf(env, 'again'))?.version, 2);
   assert.equal((await redisKeyExists(env.redis, request.lockKey)), false, 'lock released');
 });
 
 test(
   'job ids that differ only in punctuation get distinct part files',
-  { todo: 'BUG shared/catalog/catalog.ts datasetPartName(): "a.b" and "a_b" both map to parts/part-a_b.parquet' },
   async (t) => {
     const env = await testEnv();
     t.after(() => env.cleanup());
-    const root = new DataRoot(env.dataDir);
-    const base = { root, redis: env.redis, lockKey: `${env.prefix}:lock:dataset:ids`, dataset: 'ids', mode: 'append' as const, lineage: {}, progress: () => {} };
     const one = await stage(env, 'one.csv', sampleRows(3));
     const two = await stage(env, 'two.csv', sampleRows(1, 100));
-    await ingestFile({ ...base, file: one.abs, jobId: 'a.b' });
-    await ingestFile({ ...base, file: two.abs, jobId: 'a_b' });
+    await ingestSource(directRequest(env, 'ids', one.abs, 'a.b'));
+    await ingestSource(directRequest(env, 'ids', two.abs, 'a_b'));
     const manifest = await manifestOf(env, 'ids');
     assert.ok(manifest);
     assert.equal(new Set(manifest.parts.map((p) => p.file)).size, 2, `distinct files: ${JSON.stringify(manifest.parts.map((p) => p.file))}`);
-    const files = manifest.parts.map((p) => path.join(root.datasetDir('ids'), p.file));
+    const files = manifest.parts.map((p) => path.join(datasetDir(env, 'ids'), p.file));
     assert.equal((await parquetFacts(files)).rows, manifest.rows, 'the manifest\'s row count is what the files hold');
   },
 );
 
-test(
-  'progress is reported while DuckDB converts, not only at the end',
-  { todo: 'BUG shared/ingest/parquet-writer.ts: conn.progress is always -1 unless enable_progress_bar is set' },
-  async (t) => {
-    const env = await testEnv();
-    t.after(() => env.cleanup());
-    const file = path.join(env.uploadsDir, 'progress.csv');
-    await generateCsv(file, 3_000_000);
-    const seen: number[] = [];
-    await ingestFile({
-      root: new DataRoot(env.dataDir),
-      redis: env.redis,
-      lockKey: `${env.prefix}:lock:dataset:progress`,
-      dataset: 'progress',
-      mode: 'append',
-      file,
-      jobId: 'p1',
-      lineage: {},
-      progress: (f) => void seen.push(f),
-    });
-    assert.equal(seen.at(-1), 1);
-    assert.ok(seen.some((f) => f > 0 && f < 1), `intermediate progress reported: ${JSON.stringify(seen)}`);
-  },
-);
+test('progress is reported while DuckDB converts, not only at the end', async (t) => {
+  const env = await testEnv();
+  t.after(() => env.cleanup());
+  const file = path.join(env.uploadsDir, 'progress.csv');
+  await generateCsv(file, 3_000_000);
+  const seen: { fraction: number; detail: Record<string, number | string> }[] = [];
+  await ingestSource(directRequest(env, 'progress', file, 'p1', { progress: (fraction, detail = {}) => void seen.push({ fraction, detail }) }));
+  assert.equal(seen.at(-1)?.fraction, 1);
+  const midway = seen.filter(({ fraction, detail }) => {
+    const done = Number(detail['bytes_done']);
+    return fraction > 0 && fraction < 1 && done > 0 && done < Number(detail['bytes_total']);
+  });
+  assert.ok(midway.length > 0, `a report from inside the conversion: ${JSON.stringify(seen)}`);
+  assert.ok(seen.every((s, i) => i === 0 || s.fraction >= seen[i - 1]!.fraction), 'never goes backwards');
+});
 
 async function redisKeyExists(redis: Redis, key: string): Promise<boolean> {
   return (await redis.exists(key)) === 1;
@@ -325,7 +326,7 @@ test('bad payloads are refused before Redis; an empty CSV fails once, without re
       producer.add('ingest', { payload }),
       (err: unknown) => {
         assert.ok(err instanceof ZodPayloadError, `${why}: expected ZodPayloadError, got ${String(err)}`);
-        assert.ok(err.issues.some((i) => i.path === field), `${why}: issue on ${field}, got ${JSON.stringify(err.issues)}`);
+        assert.ok(err.issues.some((i) => i.path === `payload.${field}`), `${why}: issue on payload.${field}, got ${JSON.stringify(err.issues)}`);
         return true;
       },
       why,
@@ -354,7 +355,6 @@ test('bad payloads are refused before Redis; an empty CSV fails once, without re
 
 test(
   'a source path of staging/uploads/.. (the staging dir itself) is refused',
-  { todo: 'BUG queues/ingest.ts uploadSource.path: the regex [A-Za-z0-9._-]+ accepts "." and ".."' },
   async (t) => {
     const env = await testEnv();
     t.after(() => env.cleanup());
@@ -430,8 +430,8 @@ test('a force-closed worker\'s job is not lost: the next worker finishes it, exa
   const first = await startTestWorkers(env);
   const job = await producer.add('ingest', { payload: { dataset: 'big', source: { kind: 'upload', path: rel } } });
 
-  // Wait until the sandboxed child is really converting, not just forked. (Progress would be the
-  // natural signal, but the ingest reports none until the very end: see parquet-writer.ts.)
+  // Wait until the sandboxed child is really converting (DuckDB's temporary part exists), not just
+  // forked or still fingerprinting the source.
   await waitFor(() => converting(env, 'big'), { timeoutMs: 20_000, intervalMs: 5, what: 'DuckDB to start writing the part' });
   const forcedAt = Date.now();
   await first.close(1);

@@ -1,34 +1,70 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import { ingestPayload, type ingestResult } from '../../queues/ingest.ts';
-import { ingestFile } from '../../shared/ingest/ingest-file.ts';
-import { DomainError } from '../../shared/errors.ts';
 import type { z } from 'zod';
-import { workerContext } from '../context.ts';
+import { ingestPayload, type ingestResult } from '../../queues/ingest.ts';
+import { DomainError } from '../../shared/errors.ts';
+import { claimedFile, describeClaim, settle } from '../../shared/inbox/inbox.ts';
+import { ingestSource, type ResolvedSource } from '../../shared/ingest/ingest-source.ts';
+import { workerContext, type WorkerContext } from '../context.ts';
 import { jobProgress } from '../job-progress.ts';
+
+type Payload = z.output<typeof ingestPayload>;
 
 export default async function ingest(job: Job): Promise<z.output<typeof ingestResult>> {
   const payload = ingestPayload.parse(job.data);
-  const ctx = workerContext();
-  const source = ctx.root.inside(ctx.root.root, payload.source.path);
+  const ctx = await workerContext();
+  const claimedInbox = payload.source.kind === 'inbox' ? payload.source.path : undefined;
   try {
-    const result = await ingestFile({
-      root: ctx.root,
+    const source = await resolveSource(payload, ctx);
+    const result = await ingestSource({
+      buckets: ctx.buckets,
       redis: ctx.redis,
       lockKey: `${ctx.config.queuePrefix}:lock:dataset:${payload.dataset}`,
       dataset: payload.dataset,
+      ...(payload.bucket ? { bucket: payload.bucket } : {}),
       mode: payload.mode,
-      file: source,
       jobId: job.id!,
-      lineage: { kind: payload.source.kind, filename: payload.source.filename ?? null, host: os.hostname() },
+      source,
       progress: jobProgress(job),
     });
-    await fs.rm(source, { force: true }); // the staged upload is now in the catalog
+    if (payload.source.kind === 'upload') await fs.rm(ctx.buckets.primary.inside(ctx.buckets.primary.root, payload.source.path), { force: true });
+    if (claimedInbox) await settle(ctx.buckets.primary, claimedInbox, { ok: true });
     return result;
   } catch (err) {
     // Bad input will not get better on a retry; everything else (Redis, disk, a lock) might.
+    const final = (err instanceof DomainError && err.status < 500) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    if (final && claimedInbox) await settle(ctx.buckets.primary, claimedInbox, { ok: false, error: (err as Error).message });
     if (err instanceof DomainError && err.status < 500) throw new UnrecoverableError(err.message);
     throw err;
   }
+}
+
+async function resolveSource(payload: Payload, ctx: WorkerContext): Promise<ResolvedSource> {
+  const primary = ctx.buckets.primary;
+  const file = { format: payload.format, splitMarkdown: payload.split_markdown };
+  const src = payload.source;
+  switch (src.kind) {
+    case 'upload':
+      return { kind: 'upload', file: primary.inside(primary.root, src.path), ...(src.filename ? { filename: src.filename } : {}), ...file };
+    case 'inbox':
+      return { kind: 'inbox', file: await claimedFile(primary, src.path), filename: describeClaim(src.path).filename, ...file };
+    default: {
+      const dsn = src.connection !== undefined ? namedDsn(ctx, src.connection) : await ctx.secrets.open(src.secret!);
+      return {
+        kind: src.kind,
+        dsnRedacted: src.dsn_redacted ?? `connection:${src.connection}`,
+        spec: {
+          kind: src.kind, dsn, batchSize: src.batch_size, decimalsAsFloat: src.decimals_as_float,
+          ...(src.table ? { table: src.table } : {}), ...(src.query ? { query: src.query } : {}),
+          ...(src.incremental ? { incremental: { column: src.incremental.column, ...(src.incremental.since !== undefined ? { since: src.incremental.since } : {}) } } : {}),
+        },
+      };
+    }
+  }
+}
+
+function namedDsn(ctx: WorkerContext, name: string): string {
+  const dsn = ctx.config.connections[name];
+  if (!dsn) throw new UnrecoverableError(`connection ${JSON.stringify(name)} is not configured on this worker (LAKEHOUSE_CONNECTION_${name.toUpperCase()})`);
+  return dsn;
 }
