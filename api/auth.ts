@@ -6,10 +6,19 @@
 import type { Context, Next } from 'koa';
 import type { Role } from '../shared/config.ts';
 import { allows, type KeyRing } from '../shared/auth/key-ring.ts';
+import { auditIdentity } from '../shared/audit/query-log.ts';
 import { HttpProblem } from './problem.ts';
+
+/** The authenticated caller of a route that required a role. */
+export function caller(ctx: Context): { role: Role; who: string } {
+  const { role, who } = ctx.state as AuthState;
+  return { role: role!, who: who! };
+}
 
 export interface AuthState {
   role?: Role;
+  /** Who, for the audit log: a short hash of the key plus the role, never the key. */
+  who?: string;
 }
 
 export function presentedKey(header: string | undefined): { scheme: 'bearer' | 'basic'; key: string } | undefined {
@@ -28,7 +37,8 @@ export function presentedKey(header: string | undefined): { scheme: 'bearer' | '
 export function authenticate(keys: KeyRing) {
   return async function identify(ctx: Context, next: Next): Promise<void> {
     const presented = presentedKey(ctx.get('authorization') || undefined);
-    if (presented) (ctx.state as AuthState).role = keys.roleOf(presented.key);
+    const role = presented && keys.roleOf(presented.key);
+    if (presented && role) Object.assign(ctx.state as AuthState, { role, who: auditIdentity(presented.key, role) });
     await next();
   };
 }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Producer } from '../queues/producer.ts';
+import type { QueryLog } from '../shared/audit/query-log.ts';
 import type { KeyRing } from '../shared/auth/key-ring.ts';
 import type { Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -18,6 +19,7 @@ export interface ApiDeps {
   redis: Redis;
   producer: Producer;
   sql: CatalogQuery;
+  audit: QueryLog;
   keys: KeyRing;
   log: Logger;
   metrics: Metrics;

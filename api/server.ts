@@ -3,6 +3,7 @@
  * no Redis, no keys, a data root that can't be written.
  */
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Producer } from '../queues/producer.ts';
 import { createSealContext } from '../queues/seal-context.ts';
@@ -10,7 +11,8 @@ import { ensureGeneratedKey, KeyRing } from '../shared/auth/key-ring.ts';
 import type { Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createRedis, waitForReady, warnUnlessNoeviction } from '../shared/redis/connection.ts';
-import { CatalogQuery } from '../shared/sql/catalog-query.ts';
+import { QueryLog } from '../shared/audit/query-log.ts';
+import { auditWriterId, CatalogQuery } from '../shared/sql/catalog-query.ts';
 import { Buckets } from '../shared/storage/buckets.ts';
 import type { DataRoot } from '../shared/storage/data-root.ts';
 import { createApp } from './app.ts';
@@ -46,13 +48,15 @@ export async function startApi(config: Config, log: Logger): Promise<RunningApi>
   await waitForReady(redis);
   await warnUnlessNoeviction(redis, log);
   const producer = new Producer(redis, config.queuePrefix, await createSealContext(config, buckets));
+  const audit = new QueryLog(path.join(root.root, 'audit'), { writer: auditWriterId() });
   const deps: ApiDeps = {
     config,
     root,
     buckets,
     redis,
     producer,
-    sql: await CatalogQuery.open(buckets, { maxRows: config.queryMaxRows, timeoutMs: config.queryTimeoutMs }),
+    sql: await CatalogQuery.open(buckets, { maxRows: config.queryMaxRows, timeoutMs: config.queryTimeoutMs }, audit),
+    audit,
     keys: await loadKeys(config, root, log),
     log,
     metrics: new Metrics(producer),

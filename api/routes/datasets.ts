@@ -3,11 +3,9 @@ import { z } from 'zod';
 import { manifestSchema } from '../../shared/catalog/manifest.ts';
 import { getDataset, listDatasets } from '../../shared/catalog/catalog.ts';
 import { purgeTrash, setPublicColumns, trashDataset } from '../../shared/catalog/dataset-admin.ts';
-import type { Role } from '../../shared/config.ts';
 import { FILE_FORMATS } from '../../shared/ingest/formats/file-format.ts';
 import { entityName } from '../../shared/storage/names.ts';
-import type { Context } from 'koa';
-import type { AuthState } from '../auth.ts';
+import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { enqueuedSchema } from '../job-view.ts';
 import type { RouteTable } from '../route-table.ts';
@@ -109,7 +107,7 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
     },
     async (ctx, { params, query }) => {
       await getDataset(deps.buckets, params.name); // 404 before SQL says "table does not exist"
-      ctx.body = await deps.sql.query(`SELECT * FROM "${params.name}" LIMIT ${query.limit}`, { maxRows: query.limit, role: roleOf(ctx) });
+      ctx.body = await deps.sql.query(`SELECT * FROM "${params.name}" LIMIT ${query.limit}`, caller(ctx), query.limit);
     },
   );
 
@@ -139,8 +137,4 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
       ctx.body = { dataset: params.name, trashed_to, purged };
     },
   );
-}
-
-function roleOf(ctx: Context): Role {
-  return (ctx.state as AuthState).role!;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AuthState } from '../auth.ts';
+import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { RouteTable } from '../route-table.ts';
 
@@ -23,7 +23,24 @@ export function queryRoutes(table: RouteTable, deps: ApiDeps): void {
       body: queryBody, responses: { 200: { description: 'the result', schema: queryResultSchema } },
     },
     async (ctx, { body }) => {
-      ctx.body = await deps.sql.query(body.sql, { maxRows: body.max_rows, role: (ctx.state as AuthState).role! });
+      ctx.body = await deps.sql.query(body.sql, caller(ctx), body.max_rows);
+    },
+  );
+
+  table.add(
+    {
+      method: 'get', path: '/audit/queries', tag: 'sql', role: 'admin',
+      summary: 'The query audit log, newest first: who, when, datasets and PII columns touched, outcome',
+      query: z.object({
+        limit: z.coerce.number().int().min(1).max(1000).default(100),
+        before: z.string().max(100).optional().describe('an entry id (next_before of the previous page) or an ISO time'),
+        since: z.iso.datetime().optional(),
+      }),
+      responses: { 200: { description: 'a page of entries', schema: z.object({ entries: z.array(z.record(z.string(), z.unknown())), next_before: z.string().nullable() }) } },
+    },
+    async (ctx, { query }) => {
+      const entries = await deps.audit.list({ limit: query.limit, ...(query.before ? { before: query.before } : {}), ...(query.since ? { since: query.since } : {}) });
+      ctx.body = { entries, next_before: entries.length === query.limit ? entries[entries.length - 1]!.id : null };
     },
   );
 }

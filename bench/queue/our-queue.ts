@@ -10,27 +10,23 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Producer } from '../../queues/producer.ts';
-import type { SealContext } from '../../queues/queue-declaration.ts';
+import { createSealContext } from '../../queues/seal-context.ts';
 import { loadConfig } from '../../shared/config.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { createRedis, waitForReady } from '../../shared/redis/connection.ts';
-import { SecretBox } from '../../shared/secrets/secret-box.ts';
 import { expectWaiting, type RoundTimes } from './raw-bullmq.ts';
 import { startRunnerConfiguredWorker } from './runner-configured-worker.ts';
 import type { QueueBenchSettings } from './settings.ts';
 import { batchSizes, completionDeadlineMs, completions, noop, PAYLOAD, QUEUE_NAME, stopwatch } from './workload.ts';
 
-/** What the API hands its Producer; upload sources never touch the secret box, but it is real. */
-async function sealContext(secretsDir: string): Promise<SealContext> {
-  return { secrets: await SecretBox.open(secretsDir, randomBytes(32).toString('hex')), connections: [], buckets: ['primary'] };
-}
 
 export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logger): Promise<RoundTimes> {
   const config = loadConfig({ REDIS_URL: s.redisUrl, LAKEHOUSE_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' });
   const secretsDir = await fs.mkdtemp(path.join(os.tmpdir(), 'lhbench-secrets-'));
   const connection = createRedis(config.redisUrl, 'producer');
   connection.on('error', () => {});
-  const producer = new Producer(connection, config.queuePrefix, await sealContext(secretsDir));
+  // what the API hands its Producer; upload sources never touch the secret box, but it is real
+  const producer = new Producer(connection, config.queuePrefix, await createSealContext({ ...config, dataDir: secretsDir }));
   try {
     await waitForReady(connection);
     const queue = producer.queue(QUEUE_NAME);

@@ -29,9 +29,11 @@ export async function run(args: string[]): Promise<number> {
     args,
     options: { queues: { type: 'string' }, concurrency: { type: 'string' } },
   });
-  const config = loadConfig();
-  const queues = values.queues !== undefined ? queueList(values.queues, 'worker') : configuredQueues(config.workerQueues);
+  // flags first: a usage error is reported as one even when the environment is also wrong
+  const flagged = values.queues !== undefined ? queueList(values.queues, 'worker') : undefined;
   const concurrency = positiveInt(values.concurrency, '--concurrency', 'worker');
+  const config = loadConfig();
+  const queues = flagged ?? configuredQueues(config.workerQueues);
   const log = createLogger(config.logLevel, 'lakehouse-worker');
   await checkRedisForWorkers(config, log);
   const life = new Lifecycle(log);

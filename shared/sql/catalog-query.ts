@@ -1,10 +1,16 @@
 /**
- * SQL over the catalog: before each query the engine's views are brought in line with the
- * manifests on disk (only changed versions are re-created), so a dataset ingested by a worker on
- * another host is queryable at once by every API instance.
+ * SQL over the catalog, as every API instance runs it:
+ * - before each query the engine's views are brought in line with the manifests on disk (only
+ *   changed versions are re-created), so a dataset ingested on another host is queryable at once;
+ * - readers get masked views of PII columns the owner has not made public;
+ * - every query — answered, refused or failed — is appended to the audit log.
  */
+import os from 'node:os';
 import { listDatasets, partFiles } from '../catalog/catalog.ts';
+import { maskedColumns, type Manifest } from '../catalog/manifest.ts';
+import type { QueryLog } from '../audit/query-log.ts';
 import type { Role } from '../config.ts';
+import { DomainError } from '../errors.ts';
 import type { Buckets } from '../storage/buckets.ts';
 import { QueryEngine, type QueryResult } from './query-engine.ts';
 
@@ -13,26 +19,36 @@ export interface QueryLimits {
   timeoutMs: number;
 }
 
+export interface Caller {
+  role: Role;
+  /** The audit identity (auditIdentity(key, role)); never the key. */
+  who: string;
+}
+
 export class CatalogQuery {
-  private syncing: Promise<void> | undefined;
+  private syncing: Promise<Manifest[]> | undefined;
 
   private constructor(
     private readonly buckets: Buckets,
     private readonly engine: QueryEngine,
     private readonly limits: QueryLimits,
+    private readonly audit: QueryLog,
   ) {}
 
-  static async open(buckets: Buckets, limits: QueryLimits): Promise<CatalogQuery> {
+  static async open(buckets: Buckets, limits: QueryLimits, audit: QueryLog): Promise<CatalogQuery> {
     const engine = await QueryEngine.open({ allowedDirs: buckets.all().map((b) => b.root.datasetsDir()) });
-    return new CatalogQuery(buckets, engine, limits);
+    return new CatalogQuery(buckets, engine, limits, audit);
   }
 
   /** One sync at a time; queries arriving during a sync share it. */
-  private sync(): Promise<void> {
+  private sync(): Promise<Manifest[]> {
     this.syncing ??= (async () => {
       try {
         const manifests = await listDatasets(this.buckets);
-        await this.engine.syncViews(manifests.map((m) => ({ name: m.name, version: m.version, files: partFiles(this.buckets, m) })));
+        await this.engine.syncViews(
+          manifests.map((m) => ({ name: m.name, version: m.version, files: partFiles(this.buckets, m), maskedColumns: maskedColumns(m) })),
+        );
+        return manifests;
       } finally {
         this.syncing = undefined;
       }
@@ -40,13 +56,46 @@ export class CatalogQuery {
     return this.syncing;
   }
 
-  async query(sql: string, opts: { maxRows?: number | undefined; role: Role }): Promise<QueryResult> {
-    await this.sync();
-    const maxRows = Math.min(opts.maxRows ?? this.limits.maxRows, this.limits.maxRows);
-    return this.engine.query(sql, { maxRows, timeoutMs: this.limits.timeoutMs });
+  async query(sql: string, caller: Caller, maxRows?: number): Promise<QueryResult> {
+    const manifests = await this.sync();
+    const started = Date.now();
+    const limits = { maxRows: Math.min(maxRows ?? this.limits.maxRows, this.limits.maxRows), timeoutMs: this.limits.timeoutMs };
+    let result: QueryResult | undefined;
+    let failure: unknown;
+    try {
+      result = await this.engine.query(sql, { ...limits, role: caller.role });
+    } catch (err) {
+      failure = err;
+    }
+    await this.record(sql, caller, manifests, Date.now() - started, result, failure);
+    if (failure !== undefined) throw failure;
+    return result!;
+  }
+
+  /** Writes the audit line; a query that cannot be audited is not answered (503). */
+  private async record(sql: string, caller: Caller, manifests: Manifest[], ms: number, result: QueryResult | undefined, failure: unknown): Promise<void> {
+    const refs = await this.engine.references(sql).catch(() => ({ datasets: [], columns: [] }));
+    const pii = refs.columns.filter((c) =>
+      manifests.find((m) => m.name === c.dataset)?.pii.some((p) => p.column.toLowerCase() === c.column.toLowerCase()),
+    );
+    const refused = failure instanceof DomainError && failure.status === 400;
+    try {
+      await this.audit.append({
+        at: new Date().toISOString(), who: caller.who, role: caller.role, sql, datasets: refs.datasets, pii_columns: pii,
+        rows: result?.row_count ?? 0, ms, outcome: failure === undefined ? 'ok' : refused ? 'refused' : 'error',
+        ...(failure !== undefined ? { error: (failure as Error).message } : {}),
+      });
+    } catch (err) {
+      throw new DomainError(`the query audit log cannot be written (${(err as Error).message}); queries are refused until it can`, 503, 'Service Unavailable');
+    }
   }
 
   async close(): Promise<void> {
     await this.engine.close();
   }
+}
+
+/** Names this process's audit files on a shared filesystem (see QueryLog's `writer`). */
+export function auditWriterId(): string {
+  return `${os.hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
 }

@@ -5,8 +5,12 @@
  *   <root>/datasets/<name>/manifest.json       dataset manifest (versioned)
  *   <root>/datasets/<name>/parts/*.parquet     immutable part files listed by the manifest
  *   <root>/staging/uploads/<id>                request bodies streamed here for workers to read
- *   <root>/secrets/                            generated API key (mode 0600), never queryable
+ *   <root>/secrets/                            generated API key, secret key, sealed DSNs (0600), never queryable
+ *   <root>/inbox/<dataset>/                    files dropped for ingest; .claimed/, processed/, failed/
+ *   <root>/audit/                              query audit log (JSON lines), never queryable
+ *   <root>/trash/                              deleted datasets, purged after LAKEHOUSE_TRASH_DAYS
  *   <root>/redis/                              files of a private redis-server started by `up`
+ * Buckets other than primary (shared/storage/buckets.ts) hold datasets/ and trash/ only.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

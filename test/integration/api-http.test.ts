@@ -195,13 +195,17 @@ describe('HTTP API', { timeout: 90_000 }, () => {
     const q2 = await post(READER, '/query', { sql: 'SELECT sum(amount) AS a FROM people' });
     assert.equal(q2.status, 200, q2.text);
     assert.ok(Math.abs(Number(q2.json.rows[0].a) - expected.a) < 1e-6 * Math.abs(expected.a), `${q2.json.rows[0].a} vs ${expected.a}`);
-    const q3 = await post(READER, '/query', { sql: 'SELECT id, name FROM people WHERE id IN (7, 10, 70, 1999) ORDER BY id' });
+    // `name` is flagged as a person name, so only writers and admins see it (readers get ***)
+    const q3 = await post(WRITER, '/query', { sql: 'SELECT id, name FROM people WHERE id IN (7, 10, 70, 1999) ORDER BY id' });
     assert.equal(q3.status, 200, q3.text);
     assert.deepEqual(
       q3.json.rows.map((r: { id: unknown; name: string }) => [Number(r.id), r.name]),
       [7, 10, 70, 1999].map((i) => [i, personName(i)]),
       'quotes and commas survive upload, ingest and query',
     );
+    const masked = await post(READER, '/query', { sql: 'SELECT id, name FROM people WHERE id = 7' });
+    assert.equal(masked.status, 200, masked.text);
+    assert.deepEqual(masked.json.rows, [{ id: 7, name: '***' }], 'readers see the person-name column masked');
     assert.deepEqual(q3.json.rows.map((r: { name: string }) => r.name), expected.names.map((r) => r['name']));
 
     const list = await get(READER, '/datasets');
@@ -416,7 +420,7 @@ describe('HTTP API', { timeout: 90_000 }, () => {
     const enqueue = doc.paths['/jobs/ingest'].post;
     assert.ok(enqueue.requestBody.content['application/json'].schema.properties.dataset, 'enqueue body schema from zod');
     assert.ok(enqueue.responses['202'], '202 documented');
-    assert.ok(doc.paths['/datasets/{name}/upload'].post.requestBody.content['text/csv'], 'upload body documented');
+    assert.ok(doc.paths['/datasets/{name}/upload'].post.requestBody.content['application/octet-stream'], 'upload body documented');
     const jobParams = doc.paths['/jobs/{queue}/{id}'].get.parameters.map((x: { name: string; in: string }) => `${x.in}:${x.name}`).sort();
     assert.deepEqual(jobParams, ['path:id', 'path:queue']);
     assert.deepEqual(doc.paths['/health'].get.security, [], '/health is public');
@@ -542,7 +546,7 @@ describe('HTTP API', { timeout: 90_000 }, () => {
     const failing = expectEnqueued(await post(WRITER, '/jobs/ingest', { dataset: 'retried', source: { kind: 'upload', path: later } }), 'failing job');
     const failed = await finishedJob(failing.location);
     assert.equal(failed.state, 'failed');
-    assert.match(failed.failed_reason ?? "", /staging/, JSON.stringify(failed));
+    assert.match(failed.failed_reason ?? "", /later\.csv is not there/, JSON.stringify(failed));
     assert.equal(failed.attempts, 1, 'a missing file is not retried automatically');
     assertProblem(await post(READER, `${failing.location}/retry`), 403, 'reader retries');
 

@@ -234,7 +234,7 @@ describe('schedules', { timeout: 60_000 }, () => {
   });
 
   it('a 1-second schedule produces jobs with its payload; DELETE removes it (204, then 404)', async () => {
-    const payload = { dataset: 'ticks', source: { kind: 'inbox', path: 'ticks/now.csv' } };
+    const payload = { dataset: 'ticks', source: { kind: 'upload', path: 'staging/uploads/now.csv' } };
     const created = await put(WRITER, 'tick', { queue: 'ingest', payload, every_ms: 1_000 });
     assert.equal(created.status, 201, created.text);
 
