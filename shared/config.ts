@@ -67,10 +67,10 @@ export const configSchema = z.object({
     }),
   LAKEHOUSE_INBOX_POLL_MS: int(10_000, 100),
   LAKEHOUSE_TRASH_DAYS: int(7, 0),
-  LAKEHOUSE_SECRET_KEY: z
-    .string()
-    .regex(/^[A-Za-z0-9+/_=-]{32,}$/, 'at least 32 base64/base64url characters (e.g. openssl rand -base64 32)')
-    .optional(),
+  LAKEHOUSE_SECRET_KEY: z.preprocess(
+    (v) => (v === '' ? undefined : v), // an empty line copied from .env.example means "unset"
+    z.string().regex(/^[A-Za-z0-9+/_=-]{32,}$/, 'at least 32 base64/base64url characters (e.g. openssl rand -base64 32)').optional(),
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
