@@ -44,7 +44,7 @@ export async function startApi(config: Config, log: Logger): Promise<RunningApi>
   await buckets.ensure();
   const root = buckets.primary;
   const redis = createRedis(config.redisUrl, 'producer');
-  redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  redis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   await waitForReady(redis);
   await warnUnlessNoeviction(redis, log);
   const producer = new Producer(redis, config.queuePrefix, await createSealContext(config, buckets));

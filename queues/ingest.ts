@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeClaim } from '../shared/inbox/inbox.ts';
 import { FILE_FORMATS } from '../shared/ingest/formats/file-format.ts';
 import { redactSecrets } from '../shared/redact.ts';
 import { BadRequestError } from '../shared/errors.ts';
@@ -122,5 +123,7 @@ export const ingest = declareQueue({
   seal: sealIngest,
   result: ingestResult,
   jobOptions: DEFAULT_JOB_OPTIONS,
+  // one job per claimed inbox file, whoever enqueues it (a client, a watcher's sweep)
+  jobIdFor: (payload) => (payload.source.kind === 'inbox' ? describeClaim(payload.source.path).jobId : undefined),
   sandboxed: true,
 });

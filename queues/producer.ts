@@ -60,8 +60,15 @@ export class Producer {
   }
 
   async add(name: string, req: EnqueueRequest): Promise<Job> {
-    const data = await this.prepare(name, req.payload);
-    return this.queue(name).add(name, data, { ...req.options, ...(req.jobId ? { jobId: req.jobId } : {}) });
+    const job = await this.bulkJob(name, req, 'payload');
+    return this.queue(name).add(job.name, job.data, job.opts);
+  }
+
+  /** A prepared job: the payload sealed and checked, its id the one the payload dictates, if any. */
+  private async bulkJob(name: string, req: EnqueueRequest, where: string): Promise<{ name: string; data: unknown; opts: JobsOptions }> {
+    const data = await this.prepare(name, req.payload, where);
+    const jobId = getQueueDeclaration(name).jobIdFor?.(data) ?? req.jobId;
+    return { name, data, opts: { ...req.options, ...(jobId ? { jobId } : {}) } };
   }
 
   /** Server-internal jobs (the inbox watcher's): already in payload form, nothing to seal. */
@@ -71,13 +78,7 @@ export class Producer {
   }
 
   async addBulk(name: string, reqs: EnqueueRequest[]): Promise<Job[]> {
-    const jobs = await Promise.all(
-      reqs.map(async (r, i) => ({
-        name,
-        data: await this.prepare(name, r.payload, `jobs.${i}.payload`),
-        opts: { ...r.options, ...(r.jobId ? { jobId: r.jobId } : {}) },
-      })),
-    );
+    const jobs = await Promise.all(reqs.map((r, i) => this.bulkJob(name, r, `jobs.${i}.payload`)));
     return this.queue(name).addBulk(jobs);
   }
 

@@ -36,6 +36,11 @@ export interface QueueDeclaration<P extends z.ZodType = z.ZodType, R extends z.Z
   /** Request → payload. @defaultValue identity */
   seal: (request: z.output<Q>, ctx: SealContext) => Promise<z.input<P>>;
   jobOptions: JobsOptions;
+  /**
+   * A job id the payload itself dictates (e.g. one per claimed inbox file, so every path that
+   * enqueues that file dedupes onto one job). @defaultValue none: the client's or BullMQ's id
+   */
+  jobIdFor?: (payload: z.output<P>) => string | undefined;
   /** @defaultValue false */
   sandboxed: boolean;
 }
@@ -47,7 +52,7 @@ type Declared<P extends z.ZodType, R extends z.ZodType, Q extends z.ZodType> = P
   QueueDeclaration<P, R, Q>,
   'name' | 'description' | 'payload' | 'result' | 'jobOptions'
 > &
-  Partial<Pick<QueueDeclaration<P, R, Q>, 'request' | 'seal' | 'sandboxed'>>;
+  Partial<Pick<QueueDeclaration<P, R, Q>, 'request' | 'seal' | 'sandboxed' | 'jobIdFor'>>;
 
 export function declareQueue<P extends z.ZodType, R extends z.ZodType, Q extends z.ZodType = P>(
   d: Declared<P, R, Q>,

@@ -13,6 +13,12 @@ export function createLogger(level: string, name: string): Logger {
         method.apply(this, args.map((a) => (typeof a === 'string' ? redactSecrets(a) : a)) as Parameters<typeof method>);
       },
     },
-    serializers: { err: (e: Error) => ({ type: e.name, message: redactSecrets(e.message), stack: e.stack && redactSecrets(e.stack) }) },
+    serializers: { err: serializeError },
   });
+}
+
+/** Errors are logged redacted, whether a call site passes the Error or only its message. */
+function serializeError(e: unknown): unknown {
+  if (e instanceof Error) return { type: e.name, message: redactSecrets(e.message), ...(e.stack ? { stack: redactSecrets(e.stack) } : {}) };
+  return typeof e === 'string' ? redactSecrets(e) : e;
 }

@@ -76,12 +76,12 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
     w.on('active', () => active++);
     w.on('completed', () => active--);
     w.on('failed', () => active--);
-    w.on('failed', (job, err) => opts.log.warn({ queue: w.name, job: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
-    w.on('error', (err) => opts.log.error({ queue: w.name, err: err.message }, 'worker error'));
+    w.on('failed', (job, err) => opts.log.warn({ queue: w.name, job: job?.id, attempt: job?.attemptsMade, err }, 'job failed'));
+    w.on('error', (err) => opts.log.error({ queue: w.name, err }, 'worker error'));
   }
   const inbox = opts.queues.includes('ingest') ? await startInboxFeeder(opts.config, opts.log) : undefined;
   const record = newWorkerRecord(opts.queues, concurrency);
-  const beat = () => heartbeat(connection, prefix, record).catch((err) => opts.log.warn({ err: err.message }, 'heartbeat failed'));
+  const beat = () => heartbeat(connection, prefix, record).catch((err: Error) => opts.log.warn({ err }, 'heartbeat failed'));
   await beat();
   const timer = setInterval(beat, HEARTBEAT_MS);
   opts.log.info({ queues: opts.queues, concurrency, id: record.id }, 'workers started');

@@ -66,6 +66,22 @@ export async function ingestSource(req: IngestRequest): Promise<IngestResult> {
   await fs.mkdir(path.join(dir, 'parts'), { recursive: true });
   const partName = datasetPartName(req.jobId);
   const target = path.join(dir, partName);
+  try {
+    return await convertAndCommit(req, bucket, before, partName, target);
+  } catch (err) {
+    // Leave the data root as if the job never ran: no orphan part, and no empty dataset folder
+    // (which would otherwise pin a never-created dataset to this bucket). A part the manifest
+    // already lists (the failure came after the commit) stays: it is the dataset's data now.
+    const listed = (await readManifest(dir).catch(() => undefined))?.parts.some((p) => p.job_id === req.jobId);
+    if (!listed) {
+      await fs.rm(target, { force: true });
+      if (!before) await fs.rmdir(path.join(dir, 'parts')).then(() => fs.rmdir(dir)).catch(() => {});
+    }
+    throw err;
+  }
+}
+
+async function convertAndCommit(req: IngestRequest, bucket: Bucket, before: Manifest | undefined, partName: string, target: string): Promise<IngestResult> {
   const started = new Date().toISOString();
   const converted = isDatabase(req.source)
     ? await fromDatabase(req.source, target, before, req.progress)

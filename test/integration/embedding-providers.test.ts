@@ -1,0 +1,364 @@
+/**
+ * Embedding providers against real things: the local provider runs Universal Sentence Encoder
+ * lite in real worker threads (offline — this file passes under `unshare -n`); ollama and openai
+ * talk to a real HTTP stand-in on 127.0.0.1 scripted per test (DESIGN §6). Also: a crashing
+ * thread is reported and replaced, the index model guard refuses a different model, and the
+ * thread pool works when tsx was registered through its API (the bin/lakehouse.js path).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { BadRequestError, ConflictError } from '../../shared/errors.ts';
+import type { LocalProvider } from '../../shared/vectors/embedding/local-provider.ts';
+import {
+  assertSameModel,
+  createProvider,
+  DEFAULT_PROVIDER_SETTINGS,
+  type EmbeddingProvider,
+  type ProviderSettings,
+} from '../../shared/vectors/embedding/provider.ts';
+import { EmbeddingProviderError } from '../../shared/vectors/embedding/provider-error.ts';
+import { EmbedThreadPool, type ThreadStats } from '../../shared/vectors/embedding/thread-pool.ts';
+import { toUnitVector } from '../../shared/vectors/embedding/unit-vector.ts';
+import { standInVector, startLlmStandIn, type LlmStandIn } from '../helpers/llm-stand-in.ts';
+
+const run = promisify(execFile);
+const dot = (a: Float32Array, b: Float32Array) => a.reduce((sum, x, i) => sum + x * b[i]!, 0);
+const norm = (a: Float32Array) => Math.sqrt(dot(a, a));
+
+/** ~300-character English passages, all different. */
+function passages(n: number): string[] {
+  const topics = ['password resets', 'vector indexes', 'weekly sales', 'cat behaviour', 'river flooding', 'tax returns', 'guitar strings'];
+  return Array.from({ length: n }, (_, i) => {
+    const topic = topics[i % topics.length];
+    return `Note ${i} is about ${topic}. It explains what usually goes wrong with ${topic}, who to ask when it does, and how long a fix takes in practice. Readers said item ${i} was clear, though the part about ${topic} in winter could use an example or two more.`.slice(0, 300);
+  });
+}
+
+function settings(overrides: Partial<ProviderSettings> = {}): ProviderSettings {
+  return { ...DEFAULT_PROVIDER_SETTINGS, timeoutMs: 5_000, maxRetries: 2, retryBaseMs: 10, batchSize: 16, ...overrides };
+}
+
+function texts(stats: ThreadStats[]): Map<number, number> {
+  return new Map(stats.map((s) => [s.threadId, s.texts]));
+}
+
+describe('local provider (USE lite, worker threads, offline)', () => {
+  let local: LocalProvider;
+  before(() => {
+    local = createProvider({ provider: 'local' }, settings({ localThreads: 2 })) as LocalProvider;
+  });
+  after(() => local.close());
+
+  it('records its identity without starting a thread', async () => {
+    assert.deepEqual(await local.identity(), { provider: 'local', model: 'use-lite-512', dims: 512, normalized: true });
+    assert.deepEqual(await local.embed([]), []);
+  });
+
+  it('returns 512-d unit vectors in input order, closer for similar meaning', async () => {
+    const [reset, forgot, cat] = await local.embed(['How do I reset my password?', 'I forgot my login credentials', 'The cat sat on the mat']);
+    for (const v of [reset!, forgot!, cat!]) {
+      assert.equal(v.length, 512);
+      assert.ok(Math.abs(norm(v) - 1) < 1e-5);
+    }
+    assert.ok(dot(reset!, forgot!) > dot(reset!, cat!) + 0.1, `${dot(reset!, forgot!)} vs ${dot(reset!, cat!)}`);
+    assert.ok(dot(reset!, forgot!) > dot(forgot!, cat!) + 0.1);
+
+    const [catAlone] = await local.embed(['The cat sat on the mat']);
+    assert.ok(dot(cat!, catAlone!) > 0.99999, 'the third vector belongs to the third text');
+  });
+
+  it('is deterministic across calls', async () => {
+    const input = passages(20);
+    const [a, b] = [await local.embed(input), await local.embed(input)];
+    assert.equal(a.length, 20);
+    a.forEach((v, i) => assert.deepEqual(v, b[i]));
+  });
+
+  it('spreads a big call over both threads while the event loop stays responsive', async () => {
+    const before = texts(local.stats());
+    let last = performance.now();
+    let worstGap = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      worstGap = Math.max(worstGap, now - last);
+      last = now;
+    }, 10);
+    try {
+      const vectors = await local.embed(passages(200));
+      assert.equal(vectors.length, 200);
+    } finally {
+      clearInterval(ticker);
+    }
+    const after = local.stats();
+    assert.equal(after.length, 2);
+    for (const s of after) assert.ok(s.texts - (before.get(s.threadId) ?? 0) >= 50, `thread ${s.threadId} did too little: ${JSON.stringify(after)}`);
+    assert.ok(worstGap < 200, `the event loop stalled for ${worstGap.toFixed(0)} ms`);
+  });
+
+  it('stops waiting when the caller aborts', async () => {
+    const controller = new AbortController();
+    const pending = local.embed(passages(100), controller.signal);
+    controller.abort(new Error('job cancelled'));
+    await assert.rejects(pending, /job cancelled/);
+    assert.equal((await local.embed(['still works'])).length, 1);
+  });
+
+  it('refuses work after close()', async () => {
+    const short = createProvider({ provider: 'local' }, settings({ localThreads: 1 }));
+    assert.equal((await short.embed(['warm up']))[0]!.length, 512);
+    await short.close();
+    await assert.rejects(short.embed(['too late']), /local embedder \(use-lite-512\) is closed/);
+  });
+});
+
+describe('embedding thread pool', () => {
+  let dir: string;
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lh-embed-'));
+    // A stand-in thread speaking the pool's protocol: 4-d vectors, and an uncaught error on "crash".
+    await fs.writeFile(
+      path.join(dir, 'crashing-thread.mjs'),
+      `import { parentPort } from 'node:worker_threads';
+parentPort.on('message', ({ texts }) => {
+  if (texts.includes('crash')) setImmediate(() => { throw new Error('boom'); });
+  else { const vectors = new Float32Array(texts.length * 4).fill(0.5); parentPort.postMessage({ type: 'done', dims: 4, vectors }, [vectors.buffer]); }
+});
+parentPort.postMessage({ type: 'ready' });`,
+    );
+    await fs.writeFile(path.join(dir, 'broken-thread.mjs'), `throw new Error('weights missing');`);
+  });
+  after(() => fs.rm(dir, { recursive: true, force: true }));
+
+  const pool = (file: string, threads = 1) =>
+    new EmbedThreadPool({ entry: pathToFileURL(path.join(dir, file)), threads, batchSize: 8, label: 'test embedder' });
+
+  it('rejects the batch of a thread that dies, naming it, and replaces the thread', async () => {
+    const p = pool('crashing-thread.mjs');
+    try {
+      await p.embed(['warm']);
+      const [first] = p.stats();
+      await assert.rejects(p.embed(['a', 'crash']), new RegExp(`^Error: test embedder: thread ${first!.threadId} died \\(boom\\) while embedding a batch of 2 texts`));
+      const vectors = await p.embed(['a', 'b', 'c']);
+      assert.deepEqual(vectors.map((v) => [...v]), [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]);
+      const [replacement] = p.stats();
+      assert.notEqual(replacement!.threadId, first!.threadId);
+      assert.equal(replacement!.texts, 3);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('fails the call, instead of respawning forever, when a thread cannot start', async () => {
+    const p = pool('broken-thread.mjs', 2);
+    try {
+      await assert.rejects(p.embed(['a', 'b', 'c']), /test embedder: thread \d+ could not start: weights missing/);
+      await assert.rejects(p.embed(['again']), /could not start: weights missing/);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('runs TypeScript threads when tsx was registered through its API, as bin/lakehouse.js does', async () => {
+    const script = path.join(dir, 'shim.mjs');
+    await fs.writeFile(
+      script,
+      `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};
+register();
+const { createProvider, DEFAULT_PROVIDER_SETTINGS } = await import(${JSON.stringify(import.meta.resolve('../../shared/vectors/embedding/provider.ts'))});
+const provider = createProvider({ provider: 'local' }, { ...DEFAULT_PROVIDER_SETTINGS, localThreads: 1 });
+const [v] = await provider.embed(['hello from a registered loader']);
+await provider.close();
+console.log(JSON.stringify({ dims: v.length, threads: process.execArgv.length }));`,
+    );
+    const { stdout } = await run(process.execPath, [script], { timeout: 60_000 });
+    assert.deepEqual(JSON.parse(stdout), { dims: 512, threads: 0 });
+  });
+});
+
+describe('remote providers against a local stand-in server', () => {
+  let standIn: LlmStandIn;
+  before(async () => {
+    standIn = await startLlmStandIn({ dims: 8 });
+  });
+  after(() => standIn.close());
+  beforeEach(() => standIn.reset());
+
+  const ollama = (overrides: Partial<ProviderSettings> = {}, model = 'nomic-embed-text') =>
+    createProvider({ provider: 'ollama', model }, settings({ ollamaUrl: standIn.url, batchSize: 3, ...overrides }));
+  const openai = (overrides: Partial<ProviderSettings> = {}, url?: string) =>
+    createProvider({ provider: 'openai', model: 'text-embedding-3-small', url }, settings({ openaiUrl: standIn.url, batchSize: 3, ...overrides }));
+
+  async function failure(provider: EmbeddingProvider, input = ['x']): Promise<EmbeddingProviderError> {
+    const err = await provider.embed(input).then(
+      () => assert.fail('expected the embed to fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof EmbeddingProviderError, String(err));
+    return err;
+  }
+
+  it('ollama: sends batches as arrays and returns the normalised vectors in order', async () => {
+    const input = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta'];
+    const vectors = await ollama().embed(input);
+    assert.deepEqual(
+      standIn.requests.map((r) => [r.method, r.path, r.body.model, r.body.input]),
+      [
+        ['POST', '/api/embed', 'nomic-embed-text', ['alpha', 'beta', 'gamma']],
+        ['POST', '/api/embed', 'nomic-embed-text', ['delta', 'epsilon', 'zeta']],
+        ['POST', '/api/embed', 'nomic-embed-text', ['eta']],
+      ],
+    );
+    vectors.forEach((v, i) => {
+      assert.ok(Math.abs(norm(v) - 1) < 1e-6);
+      assert.deepEqual(v, toUnitVector(standInVector(input[i]!, 8)));
+    });
+    assert.deepEqual(await ollama().embed([]), []);
+  });
+
+  it('identity() probes once for the dimension when nothing was embedded yet', async () => {
+    const provider = ollama();
+    assert.deepEqual(await provider.identity(), { provider: 'ollama', model: 'nomic-embed-text', dims: 8, normalized: true });
+    await provider.identity();
+    assert.equal(standIn.requests.length, 1);
+  });
+
+  it('openai: sends the key, places items by index, and accepts a base URL ending in /v1', async () => {
+    const input = ['one', 'two', 'three'];
+    const vectors = await openai({ openaiApiKey: 'sk-test-123' }, `${standIn.url}/v1/`).embed(input);
+    const [req] = standIn.requests;
+    assert.equal(req!.path, '/v1/embeddings');
+    assert.equal(req!.headers.authorization, 'Bearer sk-test-123');
+    assert.deepEqual(req!.body, { model: 'text-embedding-3-small', input });
+    vectors.forEach((v, i) => assert.deepEqual(v, toUnitVector(standInVector(input[i]!, 8))));
+
+    await openai().embed(['no key']);
+    assert.equal(standIn.requests[1]!.headers.authorization, undefined);
+  });
+
+  it('honours Retry-After on 429', async () => {
+    standIn.script({ status: 429, headers: { 'retry-after': '1' }, body: { error: 'slow down' } });
+    const started = performance.now();
+    const [v] = await ollama({ retryBaseMs: 1 }).embed(['after a pause']);
+    assert.equal(v!.length, 8);
+    assert.equal(standIn.requests.length, 2);
+    assert.ok(performance.now() - started >= 950, 'the client waited less than the server asked');
+  });
+
+  it('retries 5xx, dropped connections and 429 with backoff, then succeeds', async () => {
+    standIn.script({ status: 500 }, { drop: true }, { status: 429 });
+    const [v] = await openai({ maxRetries: 3 }).embed(['eventually']);
+    assert.deepEqual(v, toUnitVector(standInVector('eventually', 8)));
+    assert.equal(standIn.requests.length, 4);
+  });
+
+  it('gives up after maxRetries with an error naming provider, model, host, status and body', async () => {
+    standIn.script({ status: 503, body: 'overloaded' }, { status: 503, body: 'overloaded' }, { status: 503, body: 'overloaded' });
+    const err = await failure(ollama({ maxRetries: 2 }));
+    assert.equal(standIn.requests.length, 3);
+    assert.equal(err.message, `ollama embedding model "nomic-embed-text" at ${standIn.url}: HTTP 503 Service Unavailable: overloaded (3 attempts)`);
+    assert.equal(err.status, 503);
+  });
+
+  it('does not retry a 400', async () => {
+    standIn.script({ status: 400, body: { error: 'model "nope" not found' } });
+    const err = await failure(ollama({}, 'nope'));
+    assert.equal(standIn.requests.length, 1);
+    assert.match(err.message, /^ollama embedding model "nope" at http:\/\/127\.0\.0\.1:\d+: HTTP 400 Bad Request: \{"error":"model \\"nope\\" not found"\} \(1 attempt\)$/);
+  });
+
+  it('times out a slow answer, retrying it as transient', async () => {
+    standIn.script({ delayMs: 3_000 }, { delayMs: 3_000 });
+    const started = performance.now();
+    const err = await failure(openai({ timeoutMs: 200, maxRetries: 1 }));
+    assert.match(err.message, /^openai embedding model "text-embedding-3-small" at http:\/\/127\.0\.0\.1:\d+: no answer within 200 ms \(2 attempts\)$/);
+    assert.equal(standIn.requests.length, 2);
+    assert.ok(performance.now() - started < 2_500, 'the timeout did not cut the wait short');
+  });
+
+  it('stops at once when the caller aborts, without retrying', async () => {
+    standIn.script({ delayMs: 3_000 });
+    const controller = new AbortController();
+    const pending = ollama().embed(['slow'], controller.signal);
+    while (standIn.requests.length === 0) await new Promise((r) => setImmediate(r));
+    controller.abort(new Error('job cancelled'));
+    await assert.rejects(pending, /^Error: job cancelled$/);
+    assert.equal(standIn.requests.length, 1);
+  });
+
+  it('rejects a wrong dimension inside an answer and a change of dimension between answers', async () => {
+    standIn.script({ dims: [8, 8, 7] });
+    let err = await failure(ollama(), ['a', 'b', 'c']);
+    assert.match(err.message, /vector 2 of the answer has 7 dimensions where 8 were expected/);
+
+    const provider = openai();
+    await provider.embed(['first']);
+    standIn.script({ dims: 16 });
+    err = await failure(provider);
+    assert.match(err.message, /^openai embedding model "text-embedding-3-small" at .*: vector 0 of the answer has 16 dimensions where 8 were expected$/);
+  });
+
+  it('rejects an answer with too few vectors or no vectors at all', async () => {
+    standIn.script({ status: 200, body: { embeddings: [[1, 2]] } });
+    assert.match((await failure(ollama(), ['a', 'b'])).message, /sent 2 texts but got 1 vectors back/);
+    standIn.script({ status: 200, body: { object: 'list' } });
+    assert.match((await failure(openai())).message, /the answer has no "data" array/);
+  });
+
+  it('keeps credentials out of errors: URL passwords become Basic auth, an echoed API key is masked', async () => {
+    const withPassword = standIn.url.replace('http://', 'http://embed:s3cret@');
+    standIn.script({ status: 401, body: 'who are you' });
+    const err = await failure(createProvider({ provider: 'ollama', url: withPassword }, settings()));
+    assert.equal(standIn.requests[0]!.headers.authorization, `Basic ${Buffer.from('embed:s3cret').toString('base64')}`);
+    assert.ok(!err.message.includes('s3cret'), err.message);
+    assert.ok(err.message.includes(`at ${standIn.url}:`), err.message);
+
+    standIn.script({ status: 401, body: { error: 'invalid key sk-secret-999' } });
+    const echoed = await failure(openai({ openaiApiKey: 'sk-secret-999' }));
+    assert.ok(!echoed.message.includes('sk-secret-999') && echoed.message.includes('invalid key ***'), echoed.message);
+  });
+
+  it('names the cause when the server cannot be reached', async () => {
+    const closed = await startLlmStandIn();
+    await closed.close();
+    const err = await failure(createProvider({ provider: 'ollama' }, settings({ ollamaUrl: closed.url, maxRetries: 1 })));
+    assert.match(err.message, /^ollama embedding model "nomic-embed-text" at http:\/\/127\.0\.0\.1:\d+: request failed: fetch failed \(ECONNREFUSED\) \(2 attempts\)$/);
+  });
+});
+
+describe('provider choice and the per-index model guard', () => {
+  const recorded = { provider: 'local', model: 'use-lite-512', dims: 512, normalized: true } as const;
+
+  it('accepts the recorded model, with or without naming it', () => {
+    assertSameModel(recorded, { provider: 'local' });
+    assertSameModel(recorded, { provider: 'local', model: 'use-lite-512' });
+    assertSameModel({ provider: 'ollama', model: 'nomic-embed-text', dims: 768, normalized: true }, { provider: 'ollama', url: 'http://gpu-host:11434' });
+  });
+
+  it('refuses another model or provider with a ConflictError naming both', () => {
+    assert.throws(
+      () => assertSameModel(recorded, { provider: 'ollama', model: 'nomic-embed-text' }),
+      (err: unknown) =>
+        err instanceof ConflictError &&
+        err.status === 409 &&
+        err.message.includes('local model "use-lite-512"') &&
+        err.message.includes('ollama model "nomic-embed-text"'),
+    );
+    assert.throws(
+      () => assertSameModel({ provider: 'openai', model: 'text-embedding-3-small', dims: 1536, normalized: true }, { provider: 'openai', model: 'text-embedding-3-large' }),
+      /openai model "text-embedding-3-small".*openai model "text-embedding-3-large"/,
+    );
+  });
+
+  it('refuses an unknown local model, provider, bad URL or setting', () => {
+    assert.throws(() => createProvider({ provider: 'local', model: 'bge-small' }, settings()), BadRequestError);
+    assert.throws(() => createProvider({ provider: 'cohere' as 'local' }, settings()), /unknown embedding provider "cohere"/);
+    assert.throws(() => createProvider({ provider: 'openai', url: 'ftp://x:pw@host' }, settings()), (e: unknown) => e instanceof BadRequestError && !e.message.includes('pw'));
+    assert.throws(() => createProvider({ provider: 'local' }, settings({ localThreads: 0 })), /localThreads must be a positive integer/);
+  });
+});
