@@ -228,9 +228,11 @@ describe('hybrid filtered search', () => {
   const topicDocs = (topic: number) => [...new Set(allRows.filter((r) => r.doc_id.startsWith(`t${topic}-`)).map((r) => r.doc_id))];
 
   it('plans exact for few rows and HNSW with a widening schedule for many', () => {
-    assert.equal(exactThreshold(N), 2000);
-    assert.equal(exactThreshold(1_000_000), 20_000);
-    assert.deepEqual(planFilteredSearch({ matched: 2000, total: N, k }), { kind: 'exact' });
+    assert.equal(exactThreshold(N, k), 256, 'the floor');
+    assert.equal(exactThreshold(100_000, 10), 300);
+    assert.equal(exactThreshold(1_000_000, 10), 949);
+    assert.deepEqual(planFilteredSearch({ matched: 256, total: N, k }), { kind: 'exact' });
+    assert.deepEqual(planFilteredSearch({ matched: 257, total: N, k }).kind, 'hnsw');
     assert.deepEqual(wideningSchedule(10, 20_000), [40, 160, 640, 2560, 10_240, 20_000]);
     assert.deepEqual(wideningSchedule(10, 20_000, 0.05), [400, 1600, 6400, 20_000]);
     assert.deepEqual(wideningSchedule(10, 30), [30]);
@@ -239,10 +241,10 @@ describe('hybrid filtered search', () => {
   });
 
   it('exact plan: cosine over just the matched rows equals brute force with the filter', async () => {
-    const docs = topicDocs(3).slice(0, 100);
+    const docs = topicDocs(3).slice(0, 80);
     const q = data.sample();
     const candidates = await readVectorsByDocIds(files, DIMS, docs);
-    assert.equal(candidates.doc_ids.length, 300);
+    assert.equal(candidates.doc_ids.length, 240);
     assert.deepEqual(planFilteredSearch({ matched: candidates.doc_ids.length, total: N, k }), { kind: 'exact' });
     const viaParquet = exactTopK(q, candidates.vectors, DIMS, k).map((h) => candidates.chunk_ids[h.index]);
     const labels = gen1.labelsOfDocs(docs);
@@ -254,7 +256,7 @@ describe('hybrid filtered search', () => {
   });
 
   it('HNSW plan: post-filtering widens until k hits pass the filter', () => {
-    const wanted = new Set(topicDocs(5));
+    const wanted = new Set([5, 6, 7].flatMap(topicDocs));
     const matched = allRows.filter((r) => wanted.has(r.doc_id)).length;
     const plan = planFilteredSearch({ matched, total: N, k });
     assert.equal(plan.kind, 'hnsw');
@@ -353,6 +355,7 @@ describe('IndexCache', () => {
     await assert.rejects(cache.get(INDEX, 1, () => LoadedGeneration.load(generationDir(root, INDEX, 1), 999)), /64-dimensional/);
     assert.deepEqual(cache.loaded(), []);
     assert.equal(await cache.get(INDEX, 1, async () => gen1), gen1);
-    assert.throws(() => cache.evict(INDEX));
+    cache.evict(INDEX);
+    assert.equal(cache.peek(INDEX, 1), undefined);
   });
 });

@@ -13,7 +13,9 @@ import { DataRoot } from '../../shared/storage/data-root.ts';
 import { commitGeneration, nextGenerationId, pruneGenerations } from '../../shared/vectors/index/generations.ts';
 import {
   KEEP_GENERATIONS,
+  currentGeneration,
   generationDir,
+  generationVectorFiles,
   indexDir,
   indexManifestSchema,
   newIndexManifest,
@@ -70,6 +72,10 @@ describe('index manifest', () => {
     assert.equal(m.generation, 4);
     assert.deepEqual(m.generations.map((g) => g.id), [2, 3, 4]);
     assert.equal(m.generations.length, KEEP_GENERATIONS);
+
+    assert.equal(currentGeneration(m)?.id, 4);
+    assert.deepEqual(generationVectorFiles(root, m, currentGeneration(m)!), [path.join(env.dataDir, 'indexes', 'articles_idx', 'vectors', 'part-4.parquet')]);
+    assert.throws(() => generationVectorFiles(root, m, { ...generation(5), vectors_files: ['../../../etc/passwd'] }), BadRequestError);
 
     await writeIndexManifest(root, m);
     assert.deepEqual(await readIndexManifest(root, 'articles_idx'), m);

@@ -58,6 +58,7 @@ export async function buildGeneration(opts: BuildGenerationOptions): Promise<Bui
   const count = await countVectors(opts.files);
   if (count === 0) throw new BadRequestError('there are no vectors to index');
   const tmp = tempPathFor(opts.outDir);
+  await fs.mkdir(path.dirname(opts.outDir), { recursive: true });
   await fs.mkdir(tmp);
   try {
     const p = params(opts);

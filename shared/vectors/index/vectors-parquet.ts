@@ -1,6 +1,6 @@
 /**
  * Vectors Parquet: the source of truth of an index. Any generation can be rebuilt from these
- * files, so they are written atomically (temporary sibling, read back, renamed) and never changed.
+ * files, so they are written atomically (temporary sibling, fsynced, renamed) and never changed.
  *
  * Columns: `doc_id, chunk_id, seq, text, content_hash, vector`. Parquet has no fixed-size list, so
  * the file holds `vector` as LIST<FLOAT>; every reader casts it to DuckDB's `FLOAT[d]`, which fails
