@@ -53,14 +53,22 @@ async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolea
   return true;
 }
 
-async function makeWorker(queue: string, concurrency: number, connection: Redis, prefix: string, tuning: WorkerOptions['tuning']): Promise<Worker> {
+interface WorkerSetup {
+  concurrency: number;
+  connection: Redis;
+  prefix: string;
+  tuning: WorkerOptions['tuning'];
+  /** The membership id: BullMQ records it as each job's `processedBy`. */
+  name: string;
+}
+
+async function makeWorker(queue: string, setup: WorkerSetup): Promise<Worker> {
   const decl = getQueueDeclaration(queue);
   const file = processorFile(queue);
   const processor: string | Processor = decl.sandboxed ? file : ((await import(file)) as { default: Processor }).default;
+  const { tuning, ...options } = setup;
   return new Worker(queue, processor, {
-    connection,
-    prefix,
-    concurrency,
+    ...options,
     ...tuning,
     ...(decl.sandboxed ? { workerForkOptions: { execArgv: childExecArgv() } } : {}),
   });
@@ -70,7 +78,9 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   const concurrency = opts.concurrency ?? opts.config.workerConcurrency;
   const prefix = opts.config.queuePrefix;
   const connection = createRedis(opts.config.redisUrl, 'worker');
-  const workers = await Promise.all(opts.queues.map((q) => makeWorker(q, concurrency, connection, prefix, opts.tuning)));
+  const record = newWorkerRecord(opts.queues, concurrency);
+  const setup = { concurrency, connection, prefix, tuning: opts.tuning, name: record.id };
+  const workers = await Promise.all(opts.queues.map((q) => makeWorker(q, setup)));
   let active = 0;
   for (const w of workers) {
     w.on('active', () => active++);
@@ -80,7 +90,6 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
     w.on('error', (err) => opts.log.error({ queue: w.name, err }, 'worker error'));
   }
   const inbox = opts.queues.includes('ingest') ? await startInboxFeeder(opts.config, opts.log) : undefined;
-  const record = newWorkerRecord(opts.queues, concurrency);
   const beat = () => heartbeat(connection, prefix, record).catch((err: Error) => opts.log.warn({ err }, 'heartbeat failed'));
   await beat();
   const timer = setInterval(beat, HEARTBEAT_MS);

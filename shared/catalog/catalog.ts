@@ -12,7 +12,7 @@ import { withEntityLock } from '../redis/entity-lock.ts';
 import type { Bucket, Buckets } from '../storage/buckets.ts';
 import type { DataRoot } from '../storage/data-root.ts';
 import { ENTITY_NAME } from '../storage/names.ts';
-import { emptyManifest, readManifest, writeManifest, type Column, type Manifest, type Part, type PiiFlag } from './manifest.ts';
+import { COMMITTED_JOBS_KEPT, committedVersion, emptyManifest, readManifest, writeManifest, type Column, type Manifest, type Part, type PiiFlag } from './manifest.ts';
 
 export type WriteMode = 'replace' | 'append';
 
@@ -78,7 +78,10 @@ export async function commitPart(req: CommitRequest): Promise<CommitOutcome> {
   const outcome = await withEntityLock(req.redis, req.lockKey, async (lock) => {
     const now = new Date().toISOString();
     const current = (await readManifest(dir)) ?? emptyManifest(req.dataset, req.bucket.name, now);
-    if (current.parts.some((p) => p.job_id === req.part.job_id)) return { manifest: current, applied: false, duplicate: false, garbage: [] };
+    // this job already committed (its part may have been superseded since): do nothing twice
+    if (committedVersion(current, req.part.job_id) !== undefined || current.parts.some((p) => p.job_id === req.part.job_id)) {
+      return { manifest: current, applied: false, duplicate: false, garbage: current.parts.some((p) => p.job_id === req.part.job_id) ? [] : [req.part] };
+    }
     if (alreadyHolds(current, req.part.fingerprint, req.mode)) {
       return { manifest: current, applied: false, duplicate: true, garbage: [req.part] };
     }
@@ -95,6 +98,7 @@ export async function commitPart(req: CommitRequest): Promise<CommitOutcome> {
       parts,
       pii: mergePii(replacing ? [] : current.pii, req.pii ?? [], schema),
       ...(req.incremental ? { incremental: req.incremental } : {}),
+      committed_jobs: [...current.committed_jobs, { job_id: req.part.job_id, version: current.version + 1 }].slice(-COMMITTED_JOBS_KEPT),
     };
     await lock.assertHeld();
     await writeManifest(dir, next);

@@ -54,6 +54,10 @@ export const manifestSchema = z.object({
   pii: z.array(piiFlagSchema).default([]),
   public_columns: z.array(z.string()).default([]).describe('PII columns the owner made visible to readers'),
   incremental: incrementalSchema.optional(),
+  committed_jobs: z
+    .array(z.object({ job_id: z.string(), version: z.number().int() }))
+    .default([])
+    .describe('the last jobs (COMMITTED_JOBS_KEPT) that changed the dataset: a retried job finds itself here even after a replace superseded its part'),
 });
 
 export type Column = z.infer<typeof columnSchema>;
@@ -62,6 +66,12 @@ export type PiiFlag = z.infer<typeof piiFlagSchema>;
 export type Manifest = z.infer<typeof manifestSchema>;
 
 export const MANIFEST_FILE = 'manifest.json';
+export const COMMITTED_JOBS_KEPT = 1_000;
+
+/** The version a job committed, if it did (its part may since have been superseded). */
+export function committedVersion(m: Manifest | undefined, jobId: string): number | undefined {
+  return m?.committed_jobs.find((c) => c.job_id === jobId)?.version;
+}
 
 export async function readManifest(datasetDir: string): Promise<Manifest | undefined> {
   let text: string;
@@ -79,7 +89,7 @@ export async function writeManifest(datasetDir: string, manifest: Manifest): Pro
 }
 
 export function emptyManifest(name: string, bucket: string, now: string): Manifest {
-  return { name, bucket, version: 0, created_at: now, updated_at: now, rows: 0, bytes: 0, schema: [], parts: [], pii: [], public_columns: [] };
+  return { name, bucket, version: 0, created_at: now, updated_at: now, rows: 0, bytes: 0, schema: [], parts: [], pii: [], public_columns: [], committed_jobs: [] };
 }
 
 /** Columns readers see as `***`: flagged as PII and not made public by the owner. */

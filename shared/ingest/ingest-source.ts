@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { alreadyHolds, commitPart, datasetPartName, type WriteMode } from '../catalog/catalog.ts';
-import { readManifest, type Column, type Manifest, type Part } from '../catalog/manifest.ts';
+import { committedVersion, readManifest, type Column, type Manifest, type Part } from '../catalog/manifest.ts';
 import { NotFoundError } from '../errors.ts';
 import { detectPii } from '../pii/detect.ts';
 import type { ProgressFn } from '../progress.ts';
@@ -62,10 +62,12 @@ export async function ingestSource(req: IngestRequest): Promise<IngestResult> {
   const before = await readManifest(dir);
   const done = before?.parts.find((p) => p.job_id === req.jobId);
   if (before && done) return result(req, bucket, before, done, false);
+  if (committedVersion(before, req.jobId) !== undefined) return supersededResult(req, bucket, before!);
 
   await fs.mkdir(path.join(dir, 'parts'), { recursive: true });
   const partName = datasetPartName(req.jobId);
   const target = path.join(dir, partName);
+  await removeStaleTemps(target);
   try {
     return await convertAndCommit(req, bucket, before, partName, target);
   } catch (err) {
@@ -163,6 +165,22 @@ function result(req: IngestRequest, bucket: Bucket, m: Manifest, part: Part, dup
     dataset: req.dataset, bucket: bucket.name, rows: part.rows, bytes: part.bytes, version: m.version,
     dataset_rows: m.rows, part: part.file, duplicate, fingerprint: part.fingerprint,
   };
+}
+
+/** A retried job whose commit a later replace has since superseded: it did its work; report, don't redo. */
+function supersededResult(req: IngestRequest, bucket: Bucket, m: Manifest): IngestResult {
+  return { dataset: req.dataset, bucket: bucket.name, rows: 0, bytes: 0, version: m.version, dataset_rows: m.rows, part: null, duplicate: false, fingerprint: '' };
+}
+
+/**
+ * Temporary files of an earlier attempt of this job (killed mid-conversion): the part name is
+ * the job's own, so any `.<part>.*.tmp` beside it is that attempt's leftover.
+ */
+async function removeStaleTemps(target: string): Promise<void> {
+  const dir = path.dirname(target);
+  const prefix = `.${path.basename(target)}.`;
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(prefix) && n.endsWith('.tmp')).map((n) => fs.rm(path.join(dir, n), { force: true })));
 }
 
 function duplicateResult(req: IngestRequest, bucket: Bucket, m: Manifest | undefined, fingerprint: string): IngestResult {

@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 
 export interface RecordedRequest {
   method: string;
@@ -57,6 +57,26 @@ export function standInVector(text: string, dims: number): number[] {
     for (let i = 0; i + 1 < digest.length && out.length < dims; i += 2) out.push((digest.readUInt16BE(i) / 0xffff) * 4 - 2);
   }
   return out;
+}
+
+/**
+ * Why the stand-in cannot be reached, or undefined when it can. A bare `unshare -n` leaves even
+ * the loopback interface down; offline tests that need no server still run there.
+ */
+export function loopbackProblem(): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    const done = (problem?: string) => server.close(() => resolve(problem));
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(`cannot listen on 127.0.0.1 (${err.code})`));
+    server.listen(0, '127.0.0.1', () => {
+      const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        done();
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => done(`127.0.0.1 is unreachable (${err.code}): is the loopback interface down?`));
+    });
+  });
 }
 
 export async function startLlmStandIn({ dims = 8 }: { dims?: number } = {}): Promise<LlmStandIn> {

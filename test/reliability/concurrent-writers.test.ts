@@ -203,7 +203,7 @@ test('replace jobs racing on a new dataset: one live part, every superseded file
   assert.equal(manifest.version, JOBS);
   assert.equal(manifest.parts.length, 1, 'exactly one part');
   const [part] = manifest.parts;
-  assert.equal(part!.job_id, winner.id, 'the later commit is the live one');
+  assert.equal(part!.job_id, winner.id, 'the last commit is the live one');
   assert.equal(manifest.rows, won.rows);
   assert.equal((await fs.stat(path.join(dir, part!.file))).size, part!.bytes, 'the live part file exists');
   for (const loser of losers) {
