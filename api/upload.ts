@@ -3,7 +3,7 @@
  * can read it), counting bytes as they pass: past the limit the transfer is cut, the partial
  * file removed, and the client told 413. The body is never held in memory.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context } from 'koa';
 import type { DataRoot } from '../shared/storage/data-root.ts';
+import { fingerprintFile, writeFingerprint } from '../shared/ingest/fingerprint.ts';
 import { HttpProblem } from './problem.ts';
 
 export interface StagedUpload {
@@ -29,9 +30,12 @@ export async function stageUpload(ctx: Context, root: DataRoot, limit: number): 
   const name = `${randomUUID()}.upload`;
   const absolute = path.join(root.uploadsDir(), name);
   let bytes = 0;
+  // hashed while it streams in, so the ingest need not read the file a second time for dedup
+  const hash = createHash('sha256');
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       bytes += chunk.length;
+      hash.update(chunk);
       done(bytes > limit ? tooLarge(limit) : null, chunk);
     },
   });
@@ -49,9 +53,15 @@ export async function stageUpload(ctx: Context, root: DataRoot, limit: number): 
     await fs.rm(absolute, { force: true });
     throw new HttpProblem(400, 'Bad Request', 'the upload is empty');
   }
+  await writeFingerprint(absolute, hash.digest('hex'));
   return { relative: path.relative(root.root, absolute).split(path.sep).join('/'), absolute, bytes };
 }
 
 function tooLarge(limit: number): HttpProblem {
   return new HttpProblem(413, 'Payload Too Large', `uploads are limited to ${limit} bytes (LAKEHOUSE_UPLOAD_MAX_BYTES)`);
+}
+
+/** Removes a staged upload nobody will ingest, with its fingerprint record. */
+export async function discardStaged(staged: StagedUpload): Promise<void> {
+  await Promise.all([fs.rm(staged.absolute, { force: true }), fs.rm(fingerprintFile(staged.absolute), { force: true })]);
 }

@@ -2,6 +2,7 @@
  * The one place the environment is read. Every variable is documented in README.md and
  * .env.example; a bad value stops start-up naming the variable and what was expected.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -71,6 +72,13 @@ export const configSchema = z.object({
     (v) => (v === '' ? undefined : v), // an empty line copied from .env.example means "unset"
     z.string().regex(/^[A-Za-z0-9+/_=-]{32,}$/, 'at least 32 base64/base64url characters (e.g. openssl rand -base64 32)').optional(),
   ),
+  LAKEHOUSE_OLLAMA_URL: z.url().default('http://127.0.0.1:11434'),
+  LAKEHOUSE_OPENAI_URL: z.url().default('https://api.openai.com'),
+  OPENAI_API_KEY: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
+  LAKEHOUSE_EMBED_THREADS: int(Math.min(2, os.availableParallelism()), 1),
+  LAKEHOUSE_EMBED_TIMEOUT_MS: int(60_000, 1),
+  LAKEHOUSE_EMBED_SHARD_CHUNKS: int(2_000, 1),
+  LAKEHOUSE_INDEX_CACHE_MB: int(4_096, 16),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -100,6 +108,17 @@ export interface Config {
   secretKey: string | undefined;
   /** Named database connections: LAKEHOUSE_CONNECTION_<NAME>=dsn, keyed by lower-case name. */
   connections: Record<string, string>;
+  embedding: {
+    ollamaUrl: string;
+    openaiUrl: string;
+    openaiApiKey: string | undefined;
+    localThreads: number;
+    timeoutMs: number;
+    /** Chunks per fan-out child job of an embed or refresh. */
+    shardChunks: number;
+  };
+  /** Memory the API may spend on loaded HNSW generations. */
+  indexCacheBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -149,5 +168,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trashDays: c.LAKEHOUSE_TRASH_DAYS,
     secretKey: c.LAKEHOUSE_SECRET_KEY,
     connections: namedConnections(env),
+    embedding: {
+      ollamaUrl: c.LAKEHOUSE_OLLAMA_URL,
+      openaiUrl: c.LAKEHOUSE_OPENAI_URL,
+      openaiApiKey: c.OPENAI_API_KEY,
+      localThreads: c.LAKEHOUSE_EMBED_THREADS,
+      timeoutMs: c.LAKEHOUSE_EMBED_TIMEOUT_MS,
+      shardChunks: c.LAKEHOUSE_EMBED_SHARD_CHUNKS,
+    },
+    indexCacheBytes: c.LAKEHOUSE_INDEX_CACHE_MB * 1024 * 1024,
   });
 }

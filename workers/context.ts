@@ -3,7 +3,9 @@
  * connection for locks and a logger. Built once per process (a sandboxed child builds its own
  * from the environment it inherited).
  */
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { getQueueDeclaration } from '../queues/registry.ts';
 import { loadConfig, type Config } from '../shared/config.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis/connection.ts';
@@ -16,6 +18,8 @@ export interface WorkerContext {
   secrets: SecretBox;
   redis: Redis;
   log: Logger;
+  /** A queue to add jobs to (fan-out children, follow-up refreshes), on this process's connection. */
+  queue(name: string): Queue;
 }
 
 let context: Promise<WorkerContext> | undefined;
@@ -25,12 +29,19 @@ export function workerContext(): Promise<WorkerContext> {
     const config = loadConfig();
     const buckets = new Buckets(config.dataDir, config.buckets);
     await buckets.ensure();
+    const redis = createRedis(config.redisUrl, 'worker');
+    const queues = new Map<string, Queue>();
     return {
       config,
       buckets,
       secrets: await SecretBox.open(buckets.primary.secretsDir(), config.secretKey),
-      redis: createRedis(config.redisUrl, 'worker'),
+      redis,
       log: createLogger(config.logLevel, 'processor'),
+      queue(name) {
+        let q = queues.get(name);
+        if (!q) queues.set(name, (q = new Queue(name, { connection: redis, prefix: config.queuePrefix, defaultJobOptions: getQueueDeclaration(name).jobOptions })));
+        return q;
+      },
     };
   })();
   return context;

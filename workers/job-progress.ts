@@ -8,10 +8,13 @@ import type { ProgressFn } from '../shared/progress.ts';
  */
 export function jobProgress(job: Job, minIntervalMs = 200): ProgressFn {
   let last = 0;
+  let lastPhase: unknown;
   return async (fraction, detail = {}) => {
     const now = Date.now();
-    if (fraction < 1 && now - last < minIntervalMs) return;
+    // a new phase is always shown, however soon after the last update it comes
+    if (fraction < 1 && now - last < minIntervalMs && detail['phase'] === lastPhase) return;
     last = now;
+    lastPhase = detail['phase'];
     await job.updateProgress({ ...detail, percent: Math.round(Math.min(Math.max(fraction, 0), 1) * 1000) / 10 });
   };
 }

@@ -1,4 +1,3 @@
-import fs from 'node:fs/promises';
 import { z } from 'zod';
 import { manifestSchema } from '../../shared/catalog/manifest.ts';
 import { getDataset, listDatasets } from '../../shared/catalog/catalog.ts';
@@ -9,7 +8,7 @@ import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { enqueuedSchema } from '../job-view.ts';
 import type { RouteTable } from '../route-table.ts';
-import { stageUpload } from '../upload.ts';
+import { discardStaged, stageUpload } from '../upload.ts';
 import { answerEnqueued, idempotencyKey, jobIdSchema } from './jobs.ts';
 import { queryResultSchema } from './query.ts';
 
@@ -82,14 +81,14 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
           jobId,
         })
         .catch(async (err) => {
-          await fs.rm(staged.absolute, { force: true });
+          await discardStaged(staged);
           throw err;
         });
       // Two uploads with one key racing: add() returns a job built from *our* data even when the
       // other won, so read back what Redis holds before deciding whose file is used.
       const stored = jobId ? await deps.producer.queue('ingest').getJob(jobId) : job;
       if ((stored?.data as { source?: { path?: string } } | undefined)?.source?.path !== staged.relative) {
-        await fs.rm(staged.absolute, { force: true });
+        await discardStaged(staged);
       }
       await answerEnqueued(ctx, job);
     },

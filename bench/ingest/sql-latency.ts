@@ -30,6 +30,11 @@ export interface SideTimings {
   ours: number[];
   raw: number[];
   inProcess: number[];
+  /**
+   * Per run (all three sides together): cores other processes kept busy. A run lasts milliseconds
+   * and CPU time is counted in 10 ms ticks, so a single figure is coarse; a run of many is not.
+   */
+  others: number[];
 }
 
 export type LatencyTimings = Record<QueryKey, SideTimings>;
@@ -81,8 +86,11 @@ function assertSameAnswer(key: QueryKey, ours: Rows, raw: Rows, expectedRows: nu
   }
 }
 
+/** Starts a CPU meter; the returned function stops it and gives the cores other processes kept busy. */
+export type StartMeter = () => Promise<() => Promise<number>>;
+
 export async function measureLatency(
-  stack: OurStack, raw: RawSql, runs: number, concurrency: number, expectedRows: number,
+  stack: OurStack, raw: RawSql, runs: number, concurrency: number, expectedRows: number, startMeter: StartMeter,
 ): Promise<LatencyTimings> {
   const s = sides(stack, raw, stack.api.deps.sql);
   const conns = await raw.connections(concurrency);
@@ -102,13 +110,15 @@ export async function measureLatency(
     for (const plan of plans) {
       assertSameAnswer(plan.key, await plan.ours(), await plan.raw(), expectedRows); // the warm-up
       await plan.inProcess();
-      const t: SideTimings = { ours: [], raw: [], inProcess: [] };
+      const t: SideTimings = { ours: [], raw: [], inProcess: [], others: [] };
       for (let r = 0; r < runs; r++) {
         const order = (['ours', 'raw', 'inProcess'] as const).map((_, i, all) => all[(i + r) % all.length]!);
+        const stopMeter = await startMeter();
         for (const side of order) {
           const [seconds] = await timed(plan[side]);
           t[side].push(seconds);
         }
+        t.others.push(await stopMeter());
       }
       out[plan.key] = t;
     }

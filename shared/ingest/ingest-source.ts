@@ -14,7 +14,7 @@ import { NotFoundError } from '../errors.ts';
 import { detectPii } from '../pii/detect.ts';
 import type { ProgressFn } from '../progress.ts';
 import type { Bucket, Buckets } from '../storage/buckets.ts';
-import { fileFingerprint } from './fingerprint.ts';
+import { knownFingerprint } from './fingerprint.ts';
 import { detectFormat, type FileFormat } from './formats/file-format.ts';
 import { fileToParquet } from './formats/to-parquet.ts';
 import { dbToParquet, type DbSourceSpec } from './sources/db-source.ts';
@@ -127,7 +127,7 @@ async function fromFile(
     throw new NotFoundError(`source file ${path.basename(source.file)} is not there (already ingested, or cleaned up?)`);
   });
   await progress(0.01, { phase: 'fingerprint' });
-  const fingerprint = await fileFingerprint(source.file);
+  const fingerprint = await knownFingerprint(source.file);
   if (alreadyHolds(before, fingerprint, mode)) return { duplicate: true, fingerprint };
   const filename = source.filename ?? path.basename(source.file);
   const format = source.format === 'auto' ? await detectFormat(source.file, filename) : source.format;

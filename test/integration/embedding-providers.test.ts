@@ -36,7 +36,11 @@ function passages(n: number): string[] {
   const topics = ['password resets', 'vector indexes', 'weekly sales', 'cat behaviour', 'river flooding', 'tax returns', 'guitar strings'];
   return Array.from({ length: n }, (_, i) => {
     const topic = topics[i % topics.length];
-    return `Note ${i} is about ${topic}. It explains what usually goes wrong with ${topic}, who to ask when it does, and how long a fix takes in practice. Readers said item ${i} was clear, though the part about ${topic} in winter could use an example or two more.`.slice(0, 300);
+    const text =
+      `Note ${i} is about ${topic}. It explains what usually goes wrong with ${topic}, who to ask when it does, ` +
+      `and how long a fix takes in practice. Readers said item ${i} was clear, though the part about ${topic} ` +
+      'in winter could use an example or two more.';
+    return text.slice(0, 300);
   });
 }
 
@@ -172,20 +176,24 @@ parentPort.postMessage({ type: 'ready' });`,
     }
   });
 
-  it('runs TypeScript threads when tsx was registered through its API, as bin/lakehouse.js does', async () => {
-    const script = path.join(dir, 'shim.mjs');
-    await fs.writeFile(
-      script,
-      `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};
-register();
-const { createProvider, DEFAULT_PROVIDER_SETTINGS } = await import(${JSON.stringify(import.meta.resolve('../../shared/vectors/embedding/provider.ts'))});
-const provider = createProvider({ provider: 'local' }, { ...DEFAULT_PROVIDER_SETTINGS, localThreads: 1 });
-const [v] = await provider.embed(['hello from a registered loader']);
-await provider.close();
-console.log(JSON.stringify({ dims: v.length, threads: process.execArgv.length }));`,
-    );
-    const { stdout } = await run(process.execPath, [script], { timeout: 60_000 });
-    assert.deepEqual(JSON.parse(stdout), { dims: 512, threads: 0 });
+  it('runs TypeScript threads when tsx was registered through its API (bin/lakehouse.js) or preloaded with TS preloads (sandboxed processors)', async () => {
+    const provider = JSON.stringify(import.meta.resolve('../../shared/vectors/embedding/provider.ts'));
+    const embedOne = `const { createProvider, DEFAULT_PROVIDER_SETTINGS } = await import(${provider});
+const p = createProvider({ provider: 'local' }, { ...DEFAULT_PROVIDER_SETTINGS, localThreads: 1 });
+const [v] = await p.embed(['hello from a child process']);
+await p.close();
+console.log(JSON.stringify({ dims: v.length, execArgv: process.execArgv.length }));`;
+    const shim = path.join(dir, 'shim.mjs');
+    await fs.writeFile(shim, `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};\nregister();\n${embedOne}`);
+    const viaApi = await run(process.execPath, [shim], { timeout: 60_000 });
+    assert.deepEqual(JSON.parse(viaApi.stdout), { dims: 512, execArgv: 0 });
+
+    const child = path.join(dir, 'child.mjs');
+    const preload = path.join(dir, 'preload.ts');
+    await fs.writeFile(child, embedOne);
+    await fs.writeFile(preload, `const marker: string = 'a TypeScript preload';\nexport default marker;\n`);
+    const preloaded = await run(process.execPath, ['--import', import.meta.resolve('tsx'), '--import', pathToFileURL(preload).href, child], { timeout: 60_000 });
+    assert.deepEqual(JSON.parse(preloaded.stdout), { dims: 512, execArgv: 4 });
   });
 });
 

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { ingestPayload, type ingestResult } from '../../queues/ingest.ts';
 import { DomainError } from '../../shared/errors.ts';
 import { claimedFile, describeClaim, settle } from '../../shared/inbox/inbox.ts';
+import { fingerprintFile } from '../../shared/ingest/fingerprint.ts';
 import { ingestSource, type ResolvedSource } from '../../shared/ingest/ingest-source.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { jobProgress } from '../job-progress.ts';
@@ -27,7 +28,10 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
       source,
       progress: jobProgress(job),
     });
-    if (payload.source.kind === 'upload') await fs.rm(ctx.buckets.primary.inside(ctx.buckets.primary.root, payload.source.path), { force: true });
+    if (payload.source.kind === 'upload') {
+      const staged = ctx.buckets.primary.inside(ctx.buckets.primary.root, payload.source.path);
+      await Promise.all([fs.rm(staged, { force: true }), fs.rm(fingerprintFile(staged), { force: true })]);
+    }
     if (claimedInbox) await settle(ctx.buckets.primary, claimedInbox, { ok: true });
     return result;
   } catch (err) {

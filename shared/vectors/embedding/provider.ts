@@ -62,7 +62,7 @@ export interface ProviderSettings {
   openaiUrl: string;
   /** Sent as `Authorization: Bearer …` to the openai provider when set. @defaultValue undefined */
   openaiApiKey?: string;
-  /** Worker threads of the local provider, each holding its own model (~50 MB). @defaultValue min(2, available cores) */
+  /** Worker threads of the local provider, each holding its own model (~150 MB of memory per thread). @defaultValue min(2, available cores) */
   localThreads: number;
   /** Per HTTP attempt. @defaultValue 60000 */
   timeoutMs: number;

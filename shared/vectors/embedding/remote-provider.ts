@@ -2,7 +2,8 @@
  * An embedding provider behind HTTP (Ollama or an OpenAI-compatible server): input is sent in
  * batches of `batchSize`, every answer is checked (one vector per input, all the same length,
  * numbers only) and normalised. The dimension is learned from the first answer — `identity()`
- * sends a one-line probe when nothing has been embedded yet.
+ * sends a one-line probe when nothing has been embedded yet. Batches go one at a time: a model
+ * server is busy enough with one, and a job's order of work stays simple to reason about.
  */
 import type { EmbeddingProvider, ProviderIdentity } from './provider.ts';
 import { EmbeddingProviderError, endpointOf } from './provider-error.ts';

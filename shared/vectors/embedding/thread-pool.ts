@@ -144,7 +144,7 @@ export class EmbedThreadPool {
   }
 
   #spawn(): void {
-    const worker = new Worker(tsxBootstrap(this.options.entry), { execArgv: withoutTsxLoader(process.execArgv) });
+    const worker = new Worker(tsxBootstrap(this.options.entry), { execArgv: withoutPreloads(process.execArgv) });
     const slot: Slot = { worker, ready: false, stats: { threadId: worker.threadId, batches: 0, texts: 0 } };
     this.#slots.add(slot);
     let crash: Error | undefined;
@@ -177,9 +177,9 @@ export class EmbedThreadPool {
       this.#failQueued(new Error(`${this.options.label}: thread ${slot.stats.threadId} could not start: ${reason}`));
       return;
     }
-    slot.job?.fail(
-      new Error(`${this.options.label}: thread ${slot.stats.threadId} died (${reason}) while embedding a batch of ${slot.job.texts.length} texts; it is replaced`),
-    );
+    const lost = slot.job;
+    const what = `thread ${slot.stats.threadId} died (${reason}) while embedding a batch of ${lost?.texts.length} texts`;
+    lost?.fail(new Error(`${this.options.label}: ${what}; a new thread replaces it`));
     this.#pump();
   }
 
@@ -190,9 +190,10 @@ export class EmbedThreadPool {
 }
 
 /**
- * A thread's entry is loaded before any `--import` hook in it runs, so a `.ts` entry needs a
- * plain-JS first module that registers tsx and then imports it. This works whether the parent
- * registered tsx with `--import tsx` or through the `register()` API (bin/lakehouse.js).
+ * On Node 20 a thread's `--import` hooks do not apply to its entry or to other preloads, so a
+ * `.ts` entry needs a plain-JS first module that registers tsx and then imports it. This works
+ * whether the parent registered tsx with `--import tsx` or through the `register()` API
+ * (bin/lakehouse.js).
  */
 function tsxBootstrap(entry: URL): URL {
   const source = `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};
@@ -201,22 +202,19 @@ await import(${JSON.stringify(entry.href)});`;
   return new URL(`data:text/javascript,${encodeURIComponent(source)}`);
 }
 
-const LOADER_FLAGS = new Set(['--import', '--loader', '--experimental-loader', '--require', '-r']);
-const isTsx = (value: string) => value === 'tsx' || value.startsWith('tsx/') || /[\\/]node_modules[\\/]tsx[\\/]/.test(value);
+const PRELOAD_FLAGS = new Set(['--import', '--loader', '--experimental-loader', '--require', '-r']);
 
-/** The parent's flags minus its tsx loader, which the bootstrap registers already (twice would compile every module twice). */
-function withoutTsxLoader(execArgv: string[]): string[] {
+/**
+ * The parent's flags minus its preloads. The bootstrap brings tsx; other preloads are process
+ * set-up (a sandboxed processor's `--import sandbox-guard.ts`), and a `.ts` one would even stop
+ * the thread from starting, as tsx is not active yet when preloads run.
+ */
+function withoutPreloads(execArgv: string[]): string[] {
   const kept: string[] = [];
   for (let i = 0; i < execArgv.length; i++) {
     const arg = execArgv[i]!;
-    const eq = arg.indexOf('=');
-    const flag = eq < 0 ? arg : arg.slice(0, eq);
-    const value = eq < 0 ? execArgv[i + 1] : arg.slice(eq + 1);
-    if (LOADER_FLAGS.has(flag) && value !== undefined && isTsx(value)) {
-      if (eq < 0) i++;
-      continue;
-    }
-    kept.push(arg);
+    if (!PRELOAD_FLAGS.has(arg.split('=', 1)[0]!)) kept.push(arg);
+    else if (!arg.includes('=')) i++; // skip its value too
   }
   return kept;
 }

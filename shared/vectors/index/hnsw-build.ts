@@ -37,9 +37,9 @@ export interface BuildGenerationOptions {
 }
 
 /** The options with every default filled in. */
-type BuildParams = Required<Pick<BuildGenerationOptions, 'm' | 'efConstruction' | 'efSearch' | 'seed'>>;
+export type BuildParams = Required<Pick<BuildGenerationOptions, 'm' | 'efConstruction' | 'efSearch' | 'seed'>>;
 
-function params(opts: BuildGenerationOptions): BuildParams {
+export function params(opts: BuildGenerationOptions): BuildParams {
   return { m: opts.m ?? 16, efConstruction: opts.efConstruction ?? 200, efSearch: opts.efSearch ?? 100, seed: opts.seed ?? 100 };
 }
 
@@ -109,7 +109,7 @@ async function insertAll(opts: BuildGenerationOptions, p: BuildParams, dims: num
 }
 
 /** Progress is advice: a failed update must not fail a build minutes long. */
-async function report(progress: ProgressFn, done: number, total: number, started: number): Promise<void> {
+export async function report(progress: ProgressFn, done: number, total: number, started: number): Promise<void> {
   const seconds = Math.max((performance.now() - started) / 1000, 0.001);
   try {
     await progress(Math.min(done / total, 1), { vectors_done: done, vectors_total: total, vectors_per_s: Math.round(done / seconds) });
@@ -118,7 +118,7 @@ async function report(progress: ProgressFn, done: number, total: number, started
   }
 }
 
-async function writeLabels(file: string, docIds: readonly string[], chunkIds: readonly string[]): Promise<void> {
+export async function writeLabels(file: string, docIds: readonly string[], chunkIds: readonly string[]): Promise<void> {
   const conn = await openConnection();
   try {
     await conn.run('CREATE TEMP TABLE labels_out (label INTEGER NOT NULL, doc_id VARCHAR NOT NULL, chunk_id VARCHAR NOT NULL)');
@@ -141,7 +141,7 @@ async function appendLabels(conn: DuckDBConnection, docIds: readonly string[], c
   }
 }
 
-function meta(p: BuildParams, dims: number, count: number, seconds: number): GenerationMeta {
+export function meta(p: BuildParams, dims: number, count: number, seconds: number): GenerationMeta {
   return {
     format: 1,
     space: SPACE,
@@ -157,7 +157,7 @@ function meta(p: BuildParams, dims: number, count: number, seconds: number): Gen
 }
 
 /** fsyncs every file and then the directory itself, so the rename publishes durable content. */
-async function syncAll(dir: string): Promise<void> {
+export async function syncAll(dir: string): Promise<void> {
   for (const name of await fs.readdir(dir)) await syncPath(path.join(dir, name));
   await syncPath(dir);
 }
@@ -171,7 +171,7 @@ async function syncPath(p: string): Promise<void> {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
+export async function exists(p: string): Promise<boolean> {
   try {
     await fs.access(p);
     return true;

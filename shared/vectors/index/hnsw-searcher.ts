@@ -5,13 +5,17 @@
  *
  * Searches are synchronous (hnswlib's searchKnn): milliseconds each, and setEf + searchKnn run
  * without an await between them, so concurrent requests cannot see each other's ef.
+ *
+ * An extended generation (hnsw-extend.ts) carries tombstones: its deleted.parquet names them and
+ * `load` holds them as deleted from the start, so searches, `labelsOfDocs`, `count` and
+ * `deletedCount` see them as `markDeleted` had been called.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import hnswlib, { type HierarchicalNSW } from 'hnswlib-node';
 import { BadRequestError } from '../../errors.ts';
 import { openConnection, sqlString } from '../../ingest/formats/parquet-sink.ts';
-import { HNSW_FILE, LABELS_FILE, readGenerationMeta, type GenerationMeta } from './generation-files.ts';
+import { DELETED_FILE, HNSW_FILE, LABELS_FILE, readGenerationMeta, type GenerationMeta } from './generation-files.ts';
 
 export interface LabelHit {
   label: number;
@@ -45,13 +49,24 @@ export class LoadedGeneration {
     const meta = await readGenerationMeta(dir);
     if (meta.dims !== dims) throw new Error(`${path.basename(dir)} holds ${meta.dims}-dimensional vectors, the index says ${dims}`);
     const index = new hnswlib.HierarchicalNSW(meta.space, meta.dims);
-    const [, labels, stat] = await Promise.all([index.readIndex(path.join(dir, HNSW_FILE)), readLabels(dir), fs.stat(path.join(dir, HNSW_FILE))]);
+    const [, labels, deleted, stat] = await Promise.all([
+      index.readIndex(path.join(dir, HNSW_FILE)),
+      readLabels(dir),
+      readDeletedLabels(dir),
+      fs.stat(path.join(dir, HNSW_FILE)),
+    ]);
     const count = index.getCurrentCount();
     if (count !== meta.count || labels.chunkIds.length !== count) {
       throw new Error(`${path.basename(dir)} is inconsistent: ${count} vectors, ${labels.chunkIds.length} labels, ${meta.count} built`);
     }
+    if ((meta.deleted ?? 0) !== deleted.length || deleted.some((l) => !Number.isInteger(l) || l < 0 || l >= count)) {
+      throw new Error(`${path.basename(dir)} is inconsistent: ${deleted.length} deleted labels listed, ${meta.deleted ?? 0} recorded, ${count} vectors`);
+    }
+    applyTombstones(index, deleted);
     const labelBytes = labels.chunkIds.reduce((n, c, i) => n + 2 * (c.length + labels.docIds[i]!.length) + LABEL_OVERHEAD_BYTES, 0);
-    return new LoadedGeneration(index, meta, labels.docIds, labels.chunkIds, efSearch ?? meta.ef_search, stat.size + labelBytes);
+    const gen = new LoadedGeneration(index, meta, labels.docIds, labels.chunkIds, efSearch ?? meta.ef_search, stat.size + labelBytes);
+    for (const label of deleted) gen.deleted.add(label);
+    return gen;
   }
 
   /** Vectors in the graph, tombstones included. */
@@ -59,17 +74,23 @@ export class LoadedGeneration {
     return this.chunkIds.length;
   }
 
+  /** Vectors a search can return: `count − deletedCount`. */
+  get liveCount(): number {
+    return this.count - this.deleted.size;
+  }
+
   get deletedCount(): number {
     return this.deleted.size;
   }
 
   /**
-   * The `k` nearest live vectors, best first. `k` is clamped to the graph's size (hnswlib throws
-   * above it); ef is raised to k when smaller, as hnswlib would.
+   * The `k` nearest live vectors, best first. `k` is clamped to the live vectors (hnswlib throws
+   * above the graph's size and returns no more than the live ones); ef is raised to k when
+   * smaller, as hnswlib would.
    */
   search(vector: Float32Array, k: number, ef?: number): LabelHit[] {
     if (vector.length !== this.meta.dims) throw new BadRequestError(`query vector has ${vector.length} dimensions, the index has ${this.meta.dims}`);
-    const n = Math.min(Math.floor(k), this.count);
+    const n = Math.min(Math.floor(k), this.liveCount);
     if (n <= 0) return [];
     this.index.setEf(Math.max(ef ?? this.efSearch, n));
     const { distances, neighbors } = this.index.searchKnn(Array.from(vector), n);
@@ -134,7 +155,55 @@ function groupByDoc(docIds: readonly string[]): Map<string, number[]> {
   return byDoc;
 }
 
-async function readLabels(dir: string): Promise<{ docIds: string[]; chunkIds: string[] }> {
+/**
+ * Marks `labels` deleted in a graph just read. hnswlib persists markDelete in the file, so for a
+ * graph written by hnsw-extend.ts they already are, and marking again throws ("already deleted",
+ * ~7 µs a throw): a sample decides whether the file carried them, and only a graph that did not
+ * (written by something that tombstoned only in deleted.parquet) has every label marked here.
+ */
+function applyTombstones(index: HierarchicalNSW, labels: readonly number[]): void {
+  const SAMPLE = 8;
+  const step = Math.max(1, Math.floor(labels.length / SAMPLE));
+  let persisted = true;
+  for (let i = 0; i < labels.length; i += step) if (markOnce(index, labels[i]!)) persisted = false;
+  if (!persisted) for (const label of labels) markOnce(index, label);
+}
+
+/** markDelete; false when the label was already deleted. */
+function markOnce(index: HierarchicalNSW, label: number): boolean {
+  try {
+    index.markDelete(label);
+    return true;
+  } catch (err) {
+    if (/already deleted/.test((err as Error).message)) return false;
+    throw err;
+  }
+}
+
+/** The labels a generation directory holds as tombstones ({@link DELETED_FILE}); none when the file is absent. */
+export async function readDeletedLabels(dir: string): Promise<number[]> {
+  const file = path.join(dir, DELETED_FILE);
+  try {
+    await fs.access(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const conn = await openConnection();
+  try {
+    const result = await conn.stream(`SELECT label::INTEGER AS label FROM read_parquet(${sqlString(file)}) ORDER BY label`);
+    const labels: number[] = [];
+    for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+      for (const v of chunk.getColumnValues(0)) labels.push(Number(v));
+    }
+    return labels;
+  } finally {
+    conn.closeSync();
+  }
+}
+
+/** A generation's label map: `docIds[label]`, `chunkIds[label]`. */
+export async function readLabels(dir: string): Promise<{ docIds: string[]; chunkIds: string[] }> {
   const conn = await openConnection();
   try {
     const result = await conn.stream(`SELECT doc_id, chunk_id FROM read_parquet(${sqlString(path.join(dir, LABELS_FILE))}) ORDER BY label`);

@@ -5,6 +5,7 @@
  *
  *   <bucket root>/indexes/<name>/manifest.json           this file
  *   <bucket root>/indexes/<name>/vectors/part-*.parquet  vectors, the source of truth (vectors-parquet.ts)
+ *   <bucket root>/indexes/<name>/tombstones/part-*.parquet  chunk_ids deleted since (tombstones.ts)
  *   <bucket root>/indexes/<name>/gen-<n>/                one immutable build (hnsw-build.ts)
  */
 import fs from 'node:fs/promises';
@@ -37,6 +38,14 @@ export const generationSchema = z.object({
   count: count.describe('vectors in the HNSW graph, tombstones included'),
   deleted: count.describe('labels marked deleted since the build (tombstones)'),
   build: buildStatsSchema,
+  tombstone_files: z
+    .array(z.string())
+    .default([])
+    .describe('tombstone Parquet files (chunk_id per row), relative to the index directory; each row cancels one occurrence of the chunk_id in vectors_files (refresh-diff.ts)'),
+  source_version: count
+    .nullable()
+    .default(null)
+    .describe('the source dataset manifest version this generation reflects; null when not recorded'),
 });
 
 const cronPolicy = z.object({ cron: z.string().trim().min(1).max(256) }).superRefine((p, ctx) => {
@@ -61,12 +70,22 @@ export const indexManifestSchema = z.object({
   generation: positive.nullable().describe('the current generation; null until the first build is committed'),
   generations: z.array(generationSchema).describe(`the last ${KEEP_GENERATIONS}, oldest first`),
   stale_since: z.string().nullable().describe('when the source changed after the current generation was built'),
+  stale_source_version: count
+    .nullable()
+    .optional()
+    .describe('the newest source dataset version seen while stale; a generation reflecting an older version does not clear stale_since'),
   refresh_policy: refreshPolicySchema,
   stats: z.object({ docs: count, chunks: count }),
 });
 
 export type BuildStats = z.infer<typeof buildStatsSchema>;
-export type GenerationRecord = z.infer<typeof generationSchema>;
+/**
+ * A generation as a build hands it to `commitGeneration`: fields added later (`tombstone_files`,
+ * `source_version`) may be left out and take their defaults. A manifest holds {@link StoredGeneration}s.
+ */
+export type GenerationRecord = z.input<typeof generationSchema>;
+/** A generation as a parsed manifest lists it: every field present. */
+export type StoredGeneration = z.output<typeof generationSchema>;
 export type RefreshPolicy = z.infer<typeof refreshPolicySchema>;
 export type IndexManifest = z.infer<typeof indexManifestSchema>;
 
@@ -100,7 +119,13 @@ export function generationVectorFiles(root: DataRoot, manifest: IndexManifest, g
   return gen.vectors_files.map((f) => root.inside(dir, f));
 }
 
-export function currentGeneration(manifest: IndexManifest): GenerationRecord | undefined {
+/** Absolute paths of a generation's tombstone files (none for a fresh build). */
+export function generationTombstoneFiles(root: DataRoot, manifest: IndexManifest, gen: GenerationRecord): string[] {
+  const dir = indexDir(root, manifest.name);
+  return (gen.tombstone_files ?? []).map((f) => root.inside(dir, f));
+}
+
+export function currentGeneration(manifest: IndexManifest): StoredGeneration | undefined {
   return manifest.generations.find((g) => g.id === manifest.generation);
 }
 
@@ -128,11 +153,24 @@ export function newIndexManifest(def: IndexDefinition, now: string): IndexManife
 }
 
 /**
- * The manifest after `gen` becomes current: listed last, the oldest dropped beyond
- * {@link KEEP_GENERATIONS}, no longer stale, version bumped. Pure, so a retried commit can
- * check first whether its generation is already there.
+ * The manifest after `gen` becomes current: listed last (its defaults filled in), the oldest
+ * dropped beyond {@link KEEP_GENERATIONS}, no longer stale, version bumped. Pure, so a retried
+ * commit can check first whether its generation is already there.
+ *
+ * Stale stays set when both sides know versions and the generation reflects an older source
+ * version than the newest one that made the index stale: a refresh that read version 5 while an
+ * ingest committed version 6 must not hide version 6.
  */
 export function withGeneration(m: IndexManifest, gen: GenerationRecord, stats: IndexManifest['stats'], now: string): IndexManifest {
-  const generations = [...m.generations.filter((g) => g.id !== gen.id), gen].slice(-KEEP_GENERATIONS);
-  return { ...m, version: m.version + 1, updated_at: now, generation: gen.id, generations, stale_since: null, stats };
+  const stored = generationSchema.parse(gen);
+  const generations = [...m.generations.filter((g) => g.id !== stored.id), stored].slice(-KEEP_GENERATIONS);
+  const { stale_source_version: staleVersion, ...rest } = m;
+  const covers = stored.source_version === null || staleVersion === null || staleVersion === undefined || stored.source_version >= staleVersion;
+  const stale = covers ? { stale_since: null } : { stale_since: m.stale_since, stale_source_version: staleVersion };
+  return { ...rest, version: m.version + 1, updated_at: now, generation: stored.id, generations, ...stale, stats };
+}
+
+/** Whether the source changed after the current generation (or the index was never built since). */
+export function isStale(m: IndexManifest): boolean {
+  return m.stale_since !== null;
 }

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { PROVIDER_NAMES } from '../shared/vectors/embedding/provider.ts';
+import { DEFAULT_CHUNK } from '../shared/vectors/chunking.ts';
+import { entityName } from '../shared/storage/names.ts';
+import { DEFAULT_JOB_OPTIONS } from './default-job-options.ts';
+import { declareQueue } from './queue-declaration.ts';
+
+export const hnswConfig = z.object({
+  m: z.number().int().min(4).max(64).default(16),
+  ef_construction: z.number().int().min(10).max(400).default(200),
+  ef_search: z.number().int().min(10).max(400).default(100),
+});
+
+export const refreshPolicy = z.union([z.enum(['manual', 'on_append']), z.object({ cron: z.string().min(1).max(256) })]);
+
+export const embedRequest = z
+  .object({
+    index: entityName,
+    dataset: entityName,
+    id_column: z.string().min(1).max(255),
+    text_column: z.string().min(1).max(255),
+    provider: z.enum(PROVIDER_NAMES).default('local'),
+    model: z.string().min(1).max(200).optional(),
+    url: z.url().optional().describe('ollama/openai base URL for this index (default: the server setting)'),
+    chunk_size: z.number().int().min(50).max(20_000).default(DEFAULT_CHUNK.size),
+    overlap: z.number().int().min(0).max(10_000).default(DEFAULT_CHUNK.overlap),
+    hnsw: hnswConfig.default({ m: 16, ef_construction: 200, ef_search: 100 }),
+    refresh_policy: refreshPolicy.default('manual'),
+  })
+  .refine((r) => r.overlap < r.chunk_size, { message: 'overlap must be smaller than chunk_size', path: ['overlap'] });
+
+/** What the orchestrating job remembers between its steps (it waits for its shards in between). */
+const orchestration = z.object({
+  step: z.enum(['plan', 'build']).default('plan'),
+  shards: z.number().int().optional(),
+  chunks: z.number().int().optional(),
+  docs: z.number().int().optional(),
+  source_version: z.number().int().optional(),
+  started_at: z.number().optional(),
+  /** refresh: chunk ids leaving the index */
+  removed: z.number().int().optional(),
+  added_docs: z.number().int().optional(),
+  changed_docs: z.number().int().optional(),
+  deleted_docs: z.number().int().optional(),
+});
+
+/** A child job: embed one shard file of a parent's chunks. */
+export const shardPayload = z.object({
+  kind: z.literal('shard'),
+  index: entityName,
+  bucket: z.string(),
+  parent_job: z.string(),
+  parent_queue: z.enum(['embed', 'refresh']),
+  started_at: z.number(),
+  shard: z.number().int().min(0),
+  shards: z.number().int().min(1),
+  chunks_total: z.number().int(),
+  provider: z.enum(PROVIDER_NAMES),
+  model: z.string().optional(),
+  url: z.string().optional(),
+});
+
+export const embedJobPayload = z.union([
+  z.object({ kind: z.literal('embed').default('embed'), ...embedRequest.shape, ...orchestration.shape }),
+  shardPayload,
+]);
+
+export const embedResult = z.union([
+  z.object({ index: z.string(), generation: z.number().int(), docs: z.number().int(), chunks: z.number().int(), dims: z.number().int(), seconds: z.number() }),
+  z.object({ shard: z.number().int(), rows: z.number().int(), file: z.string() }),
+]);
+
+export const embed = declareQueue({
+  name: 'embed',
+  description: 'Embed a dataset text column into a vector index (fans out shards over every embed worker, then builds an HNSW generation)',
+  payload: embedJobPayload,
+  request: embedRequest,
+  result: embedResult,
+  jobOptions: DEFAULT_JOB_OPTIONS,
+});

@@ -1,0 +1,70 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { z } from 'zod';
+import { embedJobPayload, type embedResult } from '../../queues/embed.ts';
+import { getDataset } from '../../shared/catalog/catalog.ts';
+import { DomainError } from '../../shared/errors.ts';
+import { datasetChunks } from '../../shared/vectors/dataset-chunks.ts';
+import { providerFor } from '../../shared/vectors/embedding/provider-cache.ts';
+import { ensureIndex } from '../../shared/vectors/index-setup.ts';
+import { shardVectorsName } from '../../shared/vectors/embed-shards.ts';
+import { workerContext, type WorkerContext } from '../context.ts';
+import { commitNewGeneration, fullBuild, indexLockKey, planShards, removeWork, requireIndex, runShard } from '../embed-steps.ts';
+import { syncRefreshSchedule } from '../refresh-schedule.ts';
+
+type Payload = z.output<typeof embedJobPayload>;
+type EmbedPayload = Extract<Payload, { kind: 'embed' }>;
+
+/** The `embed` queue: `embed` jobs orchestrate a full (re)build; `shard` jobs embed one shard of any parent. */
+export default async function embed(job: Job, token?: string): Promise<z.output<typeof embedResult>> {
+  const ctx = await workerContext();
+  const payload = embedJobPayload.parse(job.data);
+  try {
+    if (payload.kind === 'shard') return await runShard(job, ctx, payload);
+    return await orchestrate(job, token!, ctx, payload);
+  } catch (err) {
+    // bad input (unknown dataset or column, a model mismatch) will not get better on a retry
+    if (err instanceof DomainError && err.status < 500) throw new UnrecoverableError(err.message);
+    throw err;
+  }
+}
+
+async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: EmbedPayload) {
+  const { manifest: dataset, bucket } = await getDataset(ctx.buckets, p.dataset);
+  if (p.step === 'plan') {
+    const spec = { provider: p.provider, ...(p.model ? { model: p.model } : {}), ...(p.url ? { url: p.url } : {}) };
+    const index = await ensureIndex({
+      root: bucket.root, redis: ctx.redis, lockKey: indexLockKey(ctx, p.index), spec,
+      identity: () => providerFor(spec, ctx.config).identity(),
+      def: {
+        name: p.index, bucket: bucket.name,
+        source: { dataset: p.dataset, id_column: p.id_column, text_column: p.text_column },
+        chunking: { size: p.chunk_size, overlap: p.overlap }, hnsw: p.hnsw, refresh_policy: p.refresh_policy,
+      },
+    });
+    await syncRefreshSchedule(ctx, index);
+    await job.updateProgress({ percent: 1, phase: 'chunking' });
+    const { chunks, docs } = await datasetChunks(ctx.buckets, dataset, p, { size: p.chunk_size, overlap: p.overlap });
+    if (chunks.length === 0) throw new UnrecoverableError(`dataset ${p.dataset} has no text in column ${p.text_column} to embed`);
+    // remembered before parking: the job resumes in the build step, maybe on another worker
+    p = { ...p, step: 'build', shards: shardCount(chunks.length, ctx), chunks: chunks.length, docs, source_version: dataset.version, started_at: Date.now() };
+    await job.updateData(p);
+    await planShards(job, token, ctx, bucket, index, chunks, 'embed');
+  }
+  const files = Array.from({ length: p.shards! }, (_, s) => shardVectorsName(job.id!, s));
+  const index = await requireIndex(bucket, p.index);
+  const { manifest, generation } = await commitNewGeneration(ctx, bucket, p.index, {
+    vectorFiles: files, tombstoneFiles: [], sourceVersion: p.source_version ?? null,
+    stats: { docs: p.docs ?? 0, chunks: p.chunks ?? 0 },
+    make: fullBuild(job, bucket, index, files),
+  });
+  await removeWork(bucket, p.index, job.id!);
+  await job.updateProgress({ percent: 100, phase: 'done', chunks_done: p.chunks ?? 0, chunks_total: p.chunks ?? 0 });
+  return {
+    index: p.index, generation: generation.id, docs: manifest.stats.docs, chunks: manifest.stats.chunks, dims: manifest.embedding.dims,
+    seconds: Math.round((Date.now() - (p.started_at ?? job.timestamp)) / 100) / 10,
+  };
+}
+
+export function shardCount(chunks: number, ctx: WorkerContext): number {
+  return Math.max(1, Math.ceil(chunks / ctx.config.embedding.shardChunks));
+}
