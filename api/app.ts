@@ -8,6 +8,7 @@ import type { ApiDeps } from './deps.ts';
 import { problemMiddleware } from './problem.ts';
 import { RouteTable } from './route-table.ts';
 import { datasetRoutes } from './routes/datasets.ts';
+import { indexRoutes } from './routes/indexes.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { openapiRoute } from './routes/openapi.ts';
 import { queryRoutes } from './routes/query.ts';
@@ -24,6 +25,7 @@ export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   scheduleRoutes(routes, deps);
   datasetRoutes(routes, deps);
   queryRoutes(routes, deps);
+  indexRoutes(routes, deps);
   openapiRoute(routes, API_VERSION);
 
   app.use(deps.metrics.middleware());

@@ -7,6 +7,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { CatalogQuery } from '../shared/sql/catalog-query.ts';
 import type { Buckets } from '../shared/storage/buckets.ts';
 import type { DataRoot } from '../shared/storage/data-root.ts';
+import type { IndexSearcher } from '../shared/vectors/index-search.ts';
 import type { JobEvents } from './job-events.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -20,6 +21,7 @@ export interface ApiDeps {
   producer: Producer;
   sql: CatalogQuery;
   audit: QueryLog;
+  search: IndexSearcher;
   keys: KeyRing;
   log: Logger;
   metrics: Metrics;

@@ -12,6 +12,8 @@ import type { Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createRedis, waitForReady, warnUnlessNoeviction } from '../shared/redis/connection.ts';
 import { QueryLog } from '../shared/audit/query-log.ts';
+import { IndexSearcher } from '../shared/vectors/index-search.ts';
+import { closeProviders } from '../shared/vectors/embedding/provider-cache.ts';
 import { auditWriterId, CatalogQuery } from '../shared/sql/catalog-query.ts';
 import { Buckets } from '../shared/storage/buckets.ts';
 import type { DataRoot } from '../shared/storage/data-root.ts';
@@ -49,13 +51,15 @@ export async function startApi(config: Config, log: Logger): Promise<RunningApi>
   await warnUnlessNoeviction(redis, log);
   const producer = new Producer(redis, config.queuePrefix, await createSealContext(config, buckets));
   const audit = new QueryLog(path.join(root.root, 'audit'), { writer: auditWriterId() });
+  const sql = await CatalogQuery.open(buckets, { maxRows: config.queryMaxRows, timeoutMs: config.queryTimeoutMs }, audit);
   const deps: ApiDeps = {
     config,
     root,
     buckets,
     redis,
     producer,
-    sql: await CatalogQuery.open(buckets, { maxRows: config.queryMaxRows, timeoutMs: config.queryTimeoutMs }, audit),
+    sql,
+    search: new IndexSearcher(buckets, config, sql),
     audit,
     keys: await loadKeys(config, root, log),
     log,
@@ -85,6 +89,7 @@ export async function startApi(config: Config, log: Logger): Promise<RunningApi>
       await deps.events.close();
       await producer.close();
       await deps.sql.close();
+      await closeProviders();
       await redis.quit().catch(() => {});
     },
   };

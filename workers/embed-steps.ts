@@ -8,7 +8,7 @@ import type { Job } from 'bullmq';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Bucket } from '../shared/storage/buckets.ts';
-import { embedShard, readShard, shardFile, shardVectorsName, workDir, writeShards } from '../shared/vectors/embed-shards.ts';
+import { embedShard, jobTag, readShard, shardFile, shardVectorsName, workDir, writeShards } from '../shared/vectors/embed-shards.ts';
 import type { Chunk } from '../shared/vectors/chunking.ts';
 import { providerFor } from '../shared/vectors/embedding/provider-cache.ts';
 import { commitGeneration, nextGenerationId } from '../shared/vectors/index/generations.ts';
@@ -18,8 +18,8 @@ import { NotFoundError } from '../shared/errors.ts';
 import type { WorkerContext } from './context.ts';
 import { fanOutShards, reportShardBatch } from './fan-out.ts';
 import { jobProgress } from './job-progress.ts';
+import { indexLockKey } from '../shared/catalog/lock-keys.ts';
 
-export const indexLockKey = (ctx: WorkerContext, index: string) => `${ctx.config.queuePrefix}:lock:index:${index}`;
 
 export async function requireIndex(bucket: Bucket, name: string): Promise<IndexManifest> {
   const m = await readIndexManifest(bucket.root, name);
@@ -29,7 +29,7 @@ export async function requireIndex(bucket: Bucket, name: string): Promise<IndexM
 
 /** Writes the chunks as shard files and parks the job until every shard is embedded. */
 export async function planShards(job: Job, token: string, ctx: WorkerContext, bucket: Bucket, index: IndexManifest, chunks: Chunk[], parentQueue: 'embed' | 'refresh'): Promise<void> {
-  const work = workDir(indexDir(bucket.root, index.name), job.id!);
+  const work = workDir(indexDir(bucket.root, index.name), jobTag(job.queueName, job.id!));
   const shards = await writeShards(work, chunks, ctx.config.embedding.shardChunks);
   const startedAt = Date.now();
   await fanOutShards(
@@ -62,9 +62,10 @@ export async function runShard(job: Job, ctx: WorkerContext, s: ShardData): Prom
   const bucket = ctx.buckets.get(s.bucket);
   const index = await requireIndex(bucket, s.index);
   const dir = indexDir(bucket.root, s.index);
-  const file = shardVectorsName(s.parent_job, s.shard);
+  const tag = jobTag(s.parent_queue, s.parent_job);
+  const file = shardVectorsName(tag, s.shard);
   const out = path.join(dir, file);
-  const chunks = await readShard(shardFile(workDir(dir, s.parent_job), s.shard));
+  const chunks = await readShard(shardFile(workDir(dir, tag), s.shard));
   if (await fs.access(out).then(() => true, () => false)) return { shard: s.shard, rows: chunks.length, file };
   const provider = providerFor({ provider: s.provider, ...(s.model ? { model: s.model } : {}), ...(s.url ? { url: s.url } : {}) }, ctx.config);
   const parentQueue = ctx.queue(s.parent_queue);
@@ -105,7 +106,7 @@ export async function commitNewGeneration(ctx: WorkerContext, bucket: Bucket, na
     source_version: plan.sourceVersion, count: made.count, deleted: made.deleted,
     build: { seconds: made.seconds, m: manifest.hnsw.m, ef_construction: manifest.hnsw.ef_construction, peak_rss_mb: made.peak_rss_mb },
   };
-  const committed = await commitGeneration({ redis: ctx.redis, lockKey: indexLockKey(ctx, name), root: bucket.root, name, generation, stats: plan.stats });
+  const committed = await commitGeneration({ redis: ctx.redis, lockKey: indexLockKey(ctx.config, name), root: bucket.root, name, generation, stats: plan.stats });
   await pruneVectorFiles(bucket, committed.manifest);
   return { manifest: committed.manifest, generation: committed.manifest.generations.find((g) => g.id === committed.manifest.generation) ?? generation };
 }
@@ -140,8 +141,8 @@ async function pruneVectorFiles(bucket: Bucket, m: IndexManifest): Promise<void>
   }
 }
 
-export async function removeWork(bucket: Bucket, name: string, jobId: string): Promise<void> {
-  await fs.rm(workDir(indexDir(bucket.root, name), jobId), { recursive: true, force: true });
+export async function removeWork(bucket: Bucket, name: string, job: Job): Promise<void> {
+  await fs.rm(workDir(indexDir(bucket.root, name), jobTag(job.queueName, job.id!)), { recursive: true, force: true });
 }
 
 /** The bucket holding an index (indexes live beside their source dataset). */

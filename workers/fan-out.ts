@@ -13,8 +13,8 @@ type Shard = z.input<typeof shardPayload>;
 export const progressKey = (prefix: string, queue: string, parentId: string) => `${prefix}:fanout:done:${queue}:${parentId}`;
 
 /**
- * Adds one child per shard (ids derived from the parent's, so a re-planned parent re-adds
- * nothing) and moves the parent to waiting-children. Returns only when no child is pending,
+ * Adds one child per shard (ids derived from the parent's queue and id, so a re-planned parent
+ * re-adds nothing, and parents of two queues with the same id never share a child) and moves the parent to waiting-children. Returns only when no child is pending,
  * i.e. all shards already finished; otherwise throws BullMQ's WaitingChildrenError, which tells
  * the worker the parent is parked, not failed.
  */
@@ -23,7 +23,7 @@ export async function fanOutShards(parent: Job, token: string, embedQueue: Queue
     shards.map((s) => ({
       name: 'shard',
       data: s,
-      opts: { jobId: `${parent.id}-shard-${s.shard}`, parent: { id: parent.id!, queue: parent.queueQualifiedName }, failParentOnFailure: true },
+      opts: { jobId: `${parent.queueName}-${parent.id}-shard-${s.shard}`, parent: { id: parent.id!, queue: parent.queueQualifiedName }, failParentOnFailure: true },
     })),
   );
   if (await parent.moveToWaitingChildren(token)) throw new WaitingChildrenError();

@@ -12,6 +12,7 @@ import type { Config } from '../shared/config.ts';
 import { heartbeat, HEARTBEAT_MS, leave, newWorkerRecord, type WorkerRecord } from '../shared/cluster/membership.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis/connection.ts';
+import { closeProviders } from '../shared/vectors/embedding/provider-cache.ts';
 import { startInboxFeeder } from './inbox-feeder.ts';
 
 export interface WorkerOptions {
@@ -62,16 +63,43 @@ interface WorkerSetup {
   name: string;
 }
 
-async function makeWorker(queue: string, setup: WorkerSetup): Promise<Worker> {
+/**
+ * Jobs running in this process, for the shutdown deadline. In-process processors are counted by
+ * a wrapper (a job that parks itself to wait for its children ends without a 'completed' or
+ * 'failed' event); sandboxed ones, which never park, by the worker's events.
+ */
+class ActiveJobs {
+  n = 0;
+
+  wrap(fn: Processor): Processor {
+    return async (job, token, signal) => {
+      this.n++;
+      try {
+        return await fn(job, token, signal);
+      } finally {
+        this.n--;
+      }
+    };
+  }
+
+  watch(w: Worker): void {
+    w.on('active', () => this.n++);
+    w.on('completed', () => this.n--);
+    w.on('failed', () => this.n--);
+  }
+}
+
+async function makeWorker(queue: string, setup: WorkerSetup, active: ActiveJobs): Promise<Worker> {
   const decl = getQueueDeclaration(queue);
   const file = processorFile(queue);
-  const processor: string | Processor = decl.sandboxed ? file : ((await import(file)) as { default: Processor }).default;
   const { tuning, ...options } = setup;
-  return new Worker(queue, processor, {
-    ...options,
-    ...tuning,
-    ...(decl.sandboxed ? { workerForkOptions: { execArgv: childExecArgv() } } : {}),
-  });
+  if (!decl.sandboxed) {
+    const processor = ((await import(file)) as { default: Processor }).default;
+    return new Worker(queue, active.wrap(processor), { ...options, ...tuning });
+  }
+  const w = new Worker(queue, file, { ...options, ...tuning, workerForkOptions: { execArgv: childExecArgv() } });
+  active.watch(w);
+  return w;
 }
 
 export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
@@ -80,12 +108,9 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   const connection = createRedis(opts.config.redisUrl, 'worker');
   const record = newWorkerRecord(opts.queues, concurrency);
   const setup = { concurrency, connection, prefix, tuning: opts.tuning, name: record.id };
-  const workers = await Promise.all(opts.queues.map((q) => makeWorker(q, setup)));
-  let active = 0;
+  const active = new ActiveJobs();
+  const workers = await Promise.all(opts.queues.map((q) => makeWorker(q, setup, active)));
   for (const w of workers) {
-    w.on('active', () => active++);
-    w.on('completed', () => active--);
-    w.on('failed', () => active--);
     w.on('failed', (job, err) => opts.log.warn({ queue: w.name, job: job?.id, attempt: job?.attemptsMade, err }, 'job failed'));
     w.on('error', (err) => opts.log.error({ queue: w.name, err }, 'worker error'));
   }
@@ -104,11 +129,12 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
       // forced one later: stop fetching, wait for the active jobs up to the deadline, then close
       // once — forced if jobs are still running (their locks lapse and they return to the queue).
       await Promise.all(workers.map((w) => w.pause(true)));
-      const finished = await waitUntil(() => active <= 0, deadlineMs);
-      if (!finished) opts.log.warn({ deadlineMs, active }, 'active jobs did not finish before the deadline; forcing close, they return to the queue');
+      const finished = await waitUntil(() => active.n <= 0, deadlineMs);
+      if (!finished) opts.log.warn({ deadlineMs, active: active.n }, 'active jobs did not finish before the deadline; forcing close, they return to the queue');
       // close() still talks to Redis; with Redis gone it would wait forever
       const closed = Promise.all(workers.map((w) => w.close(!finished)));
       await Promise.race([closed, new Promise((r) => setTimeout(r, FORCE_CLOSE_MS).unref())]);
+      await closeProviders(); // the local embedder's threads
       await leave(connection, prefix, record.id).catch(() => {});
       await connection.quit().catch(() => {});
       opts.log.info({ id: record.id }, 'workers stopped');

@@ -4,6 +4,7 @@ import { getDataset, listDatasets } from '../../shared/catalog/catalog.ts';
 import { purgeTrash, setPublicColumns, trashDataset } from '../../shared/catalog/dataset-admin.ts';
 import { FILE_FORMATS } from '../../shared/ingest/formats/file-format.ts';
 import { entityName } from '../../shared/storage/names.ts';
+import { datasetLockKey } from '../../shared/catalog/lock-keys.ts';
 import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { enqueuedSchema } from '../job-view.ts';
@@ -94,7 +95,7 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 
-  const lock = (name: string) => ({ redis: deps.redis, lockKey: `${deps.config.queuePrefix}:lock:dataset:${name}` });
+  const lock = (name: string) => ({ redis: deps.redis, lockKey: datasetLockKey(deps.config, name) });
 
   table.add(
     {

@@ -56,10 +56,14 @@ export class CatalogQuery {
     return this.syncing;
   }
 
-  async query(sql: string, caller: Caller, maxRows?: number): Promise<QueryResult> {
+  /**
+   * @param maxRows at most the configured row limit…
+   * @param ceiling …unless the server itself raises it (hybrid search reads every matching id)
+   */
+  async query(sql: string, caller: Caller, maxRows?: number, ceiling = this.limits.maxRows): Promise<QueryResult> {
     const manifests = await this.sync();
     const started = Date.now();
-    const limits = { maxRows: Math.min(maxRows ?? this.limits.maxRows, this.limits.maxRows), timeoutMs: this.limits.timeoutMs };
+    const limits = { maxRows: Math.min(maxRows ?? this.limits.maxRows, ceiling), timeoutMs: this.limits.timeoutMs };
     let result: QueryResult | undefined;
     let failure: unknown;
     try {

@@ -11,8 +11,16 @@ import type { Chunk } from './chunking.ts';
 import type { EmbeddingProvider } from './embedding/provider.ts';
 import { writeVectorsParquet, type VectorRow } from './index/vectors-parquet.ts';
 
-export function workDir(indexDirPath: string, jobId: string): string {
-  return path.join(indexDirPath, 'work', safe(jobId));
+/**
+ * Names a job's files: queue and id together, as job ids are only unique within a queue (an
+ * embed job and a refresh job may both be "1").
+ */
+export function jobTag(queue: string, jobId: string): string {
+  return safe(`${queue}-${jobId}`);
+}
+
+export function workDir(indexDirPath: string, tag: string): string {
+  return path.join(indexDirPath, 'work', tag);
 }
 
 export function shardFile(work: string, shard: number): string {
@@ -20,8 +28,8 @@ export function shardFile(work: string, shard: number): string {
 }
 
 /** The vectors part a shard writes, relative to the index directory. */
-export function shardVectorsName(jobId: string, shard: number): string {
-  return path.join('vectors', `part-${safe(jobId)}-${shard}.parquet`);
+export function shardVectorsName(tag: string, shard: number): string {
+  return path.join('vectors', `part-${tag}-${shard}.parquet`);
 }
 
 const safe = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');

@@ -51,14 +51,22 @@ export async function dependentIndexes(buckets: Buckets, dataset: string): Promi
 }
 
 /**
+ * Whether the current generation already reflects dataset version `datasetVersion` (or a newer
+ * one): a refresh that finds this has nothing to do and answers without reading a file.
+ */
+export function isUpToDate(m: IndexManifest, datasetVersion: number): boolean {
+  const reflected = currentGeneration(m)?.source_version ?? null;
+  return reflected !== null && reflected >= datasetVersion;
+}
+
+/**
  * The manifest marked stale at `at` by a change that produced dataset version `sourceVersion`,
  * or undefined when nothing changes: it was already stale from an earlier moment (and version),
  * or its current generation already reflects that version (a retried ingest after the refresh).
  * Pure; the earliest `stale_since` and the newest source version are kept.
  */
 export function withStale(m: IndexManifest, at: string, now: string, sourceVersion?: number): IndexManifest | undefined {
-  const reflected = currentGeneration(m)?.source_version ?? null;
-  if (sourceVersion !== undefined && reflected !== null && reflected >= sourceVersion) return undefined;
+  if (sourceVersion !== undefined && isUpToDate(m, sourceVersion)) return undefined;
   const since = m.stale_since !== null && Date.parse(m.stale_since) <= Date.parse(at) ? m.stale_since : at;
   const known = m.stale_source_version ?? null;
   const version = sourceVersion === undefined ? known : Math.max(known ?? sourceVersion, sourceVersion);

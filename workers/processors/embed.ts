@@ -6,9 +6,10 @@ import { DomainError } from '../../shared/errors.ts';
 import { datasetChunks } from '../../shared/vectors/dataset-chunks.ts';
 import { providerFor } from '../../shared/vectors/embedding/provider-cache.ts';
 import { ensureIndex } from '../../shared/vectors/index-setup.ts';
-import { shardVectorsName } from '../../shared/vectors/embed-shards.ts';
+import { jobTag, shardVectorsName } from '../../shared/vectors/embed-shards.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
-import { commitNewGeneration, fullBuild, indexLockKey, planShards, removeWork, requireIndex, runShard } from '../embed-steps.ts';
+import { commitNewGeneration, fullBuild, planShards, removeWork, requireIndex, runShard } from '../embed-steps.ts';
+import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { syncRefreshSchedule } from '../refresh-schedule.ts';
 
 type Payload = z.output<typeof embedJobPayload>;
@@ -33,7 +34,7 @@ async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: Embed
   if (p.step === 'plan') {
     const spec = { provider: p.provider, ...(p.model ? { model: p.model } : {}), ...(p.url ? { url: p.url } : {}) };
     const index = await ensureIndex({
-      root: bucket.root, redis: ctx.redis, lockKey: indexLockKey(ctx, p.index), spec,
+      root: bucket.root, redis: ctx.redis, lockKey: indexLockKey(ctx.config, p.index), spec,
       identity: () => providerFor(spec, ctx.config).identity(),
       def: {
         name: p.index, bucket: bucket.name,
@@ -50,14 +51,14 @@ async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: Embed
     await job.updateData(p);
     await planShards(job, token, ctx, bucket, index, chunks, 'embed');
   }
-  const files = Array.from({ length: p.shards! }, (_, s) => shardVectorsName(job.id!, s));
+  const files = Array.from({ length: p.shards! }, (_, s) => shardVectorsName(jobTag(job.queueName, job.id!), s));
   const index = await requireIndex(bucket, p.index);
   const { manifest, generation } = await commitNewGeneration(ctx, bucket, p.index, {
     vectorFiles: files, tombstoneFiles: [], sourceVersion: p.source_version ?? null,
     stats: { docs: p.docs ?? 0, chunks: p.chunks ?? 0 },
     make: fullBuild(job, bucket, index, files),
   });
-  await removeWork(bucket, p.index, job.id!);
+  await removeWork(bucket, p.index, job);
   await job.updateProgress({ percent: 100, phase: 'done', chunks_done: p.chunks ?? 0, chunks_total: p.chunks ?? 0 });
   return {
     index: p.index, generation: generation.id, docs: manifest.stats.docs, chunks: manifest.stats.chunks, dims: manifest.embedding.dims,

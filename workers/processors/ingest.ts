@@ -6,7 +6,9 @@ import { DomainError } from '../../shared/errors.ts';
 import { claimedFile, describeClaim, settle } from '../../shared/inbox/inbox.ts';
 import { fingerprintFile } from '../../shared/ingest/fingerprint.ts';
 import { ingestSource, type ResolvedSource } from '../../shared/ingest/ingest-source.ts';
+import { markStale } from '../../shared/vectors/staleness.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
+import { datasetLockKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { jobProgress } from '../job-progress.ts';
 
 type Payload = z.output<typeof ingestPayload>;
@@ -20,7 +22,7 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
     const result = await ingestSource({
       buckets: ctx.buckets,
       redis: ctx.redis,
-      lockKey: `${ctx.config.queuePrefix}:lock:dataset:${payload.dataset}`,
+      lockKey: datasetLockKey(ctx.config, payload.dataset),
       dataset: payload.dataset,
       ...(payload.bucket ? { bucket: payload.bucket } : {}),
       mode: payload.mode,
@@ -33,6 +35,7 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
       await Promise.all([fs.rm(staged, { force: true }), fs.rm(fingerprintFile(staged), { force: true })]);
     }
     if (claimedInbox) await settle(ctx.buckets.primary, claimedInbox, { ok: true });
+    if (result.part !== null) await refreshDependents(ctx, payload.dataset, result.version);
     return result;
   } catch (err) {
     // Bad input will not get better on a retry; everything else (Redis, disk, a lock) might.
@@ -71,4 +74,14 @@ function namedDsn(ctx: WorkerContext, name: string): string {
   const dsn = ctx.config.connections[name];
   if (!dsn) throw new UnrecoverableError(`connection ${JSON.stringify(name)} is not configured on this worker (LAKEHOUSE_CONNECTION_${name.toUpperCase()})`);
   return dsn;
+}
+
+/** Indexes built from the dataset are stale now; those that refresh on append get their refresh. */
+async function refreshDependents(ctx: WorkerContext, dataset: string, version: number): Promise<void> {
+  const { onAppend } = await markStale({
+    buckets: ctx.buckets, redis: ctx.redis, dataset, sourceVersion: version,
+    lockKeyFor: (index) => indexLockKey(ctx.config, index),
+  });
+  // one waiting refresh per index and dataset version: repeated appends while it waits join it
+  await Promise.all(onAppend.map((index) => ctx.queue('refresh').add('refresh', { index }, { jobId: `on-append-${index}-${version}` })));
 }

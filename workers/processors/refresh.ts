@@ -9,14 +9,15 @@ import { withEntityLock } from '../../shared/redis/entity-lock.ts';
 import type { Bucket } from '../../shared/storage/buckets.ts';
 import { writeFileAtomic } from '../../shared/storage/atomic-write.ts';
 import { datasetChunks } from '../../shared/vectors/dataset-chunks.ts';
-import { shardVectorsName, workDir } from '../../shared/vectors/embed-shards.ts';
+import { jobTag, shardVectorsName, workDir } from '../../shared/vectors/embed-shards.ts';
 import { shouldRebuild } from '../../shared/vectors/index/hnsw-extend.ts';
 import { currentGeneration, generationDir, indexDir, readIndexManifest, writeIndexManifest, type IndexManifest } from '../../shared/vectors/index/index-manifest.ts';
 import { buildInThread } from '../../shared/vectors/index/run-build.ts';
 import { compactVectors, writeTombstones } from '../../shared/vectors/index/tombstones.ts';
 import { diffChunks, isEmptyDiff, liveChunkIds } from '../../shared/vectors/refresh-diff.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
-import { commitNewGeneration, fullBuild, indexLockKey, locateIndex, planShards, removeWork } from '../embed-steps.ts';
+import { commitNewGeneration, fullBuild, locateIndex, planShards, removeWork } from '../embed-steps.ts';
+import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { jobProgress } from '../job-progress.ts';
 import { shardCount } from './embed.ts';
 
@@ -40,7 +41,7 @@ async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Pro
   const current = currentGeneration(index);
   if (!current) throw new UnrecoverableError(`index ${p.index} has no generation yet: run an embed job first`);
   const dir = indexDir(bucket.root, index.name);
-  const work = workDir(dir, job.id!);
+  const work = workDir(dir, jobTag(job.queueName, job.id!));
   if (p.step === 'plan') {
     const started = Date.now();
     const { manifest: dataset } = await getDataset(ctx.buckets, index.source.dataset);
@@ -63,9 +64,9 @@ async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Pro
     if (diff.toEmbed.length > 0) await planShards(job, token, ctx, bucket, index, diff.toEmbed, 'refresh');
   }
   const removed = JSON.parse(await fs.readFile(path.join(work, REMOVED_FILE), 'utf8')) as string[];
-  const newFiles = Array.from({ length: p.shards ?? 0 }, (_, s) => shardVectorsName(job.id!, s));
+  const newFiles = Array.from({ length: p.shards ?? 0 }, (_, s) => shardVectorsName(jobTag(job.queueName, job.id!), s));
   const outcome = await nextGeneration(job, ctx, bucket, index, removed, newFiles, p);
-  await removeWork(bucket, index.name, job.id!);
+  await removeWork(bucket, index.name, job);
   await job.updateProgress({ percent: 100, phase: 'done' });
   return {
     index: index.name, added: p.added ?? 0, changed: p.changed ?? 0, deleted: p.deleted ?? 0, embedded_chunks: p.embedded_chunks ?? 0,
@@ -81,7 +82,7 @@ async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Pro
 async function nextGeneration(job: Job, ctx: WorkerContext, bucket: Bucket, index: IndexManifest, removed: string[], newFiles: string[], p: Payload): Promise<{ generation: number; rebuilt: boolean }> {
   const current = currentGeneration(index)!;
   const dir = indexDir(bucket.root, index.name);
-  const tag = `job-${job.id!.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+  const tag = jobTag(job.queueName, job.id!);
   const tomb = await writeTombstones(dir, tag, removed).catch(async (err) => {
     // a retried build finds its own tombstone file already written (they are never replaced)
     if ((err as NodeJS.ErrnoException).code === 'EEXIST' || /exists/.test((err as Error).message)) return { file: path.join('tombstones', `part-${tag}.parquet`) };
@@ -121,7 +122,7 @@ function noop(p: Payload, generation: number, started: number): Result {
 
 /** The dataset changed but not what the index holds: record that the generation reflects it. */
 async function markUpToDate(ctx: WorkerContext, bucket: Bucket, name: string, version: number): Promise<void> {
-  await withEntityLock(ctx.redis, indexLockKey(ctx, name), async (lock) => {
+  await withEntityLock(ctx.redis, indexLockKey(ctx.config, name), async (lock) => {
     const m = (await readIndexManifest(bucket.root, name))!;
     const generations = m.generations.map((g) => (g.id === m.generation ? { ...g, source_version: version } : g));
     await lock.assertHeld();

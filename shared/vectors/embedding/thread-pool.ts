@@ -12,7 +12,8 @@
  * Thread protocol: the thread posts {@link ThreadReady} once its model is loaded, then answers
  * each {@link ThreadRequest} with {@link ThreadDone} or {@link ThreadFailed}.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorker } from '../../threads/ts-worker.ts';
 
 export interface ThreadRequest {
   texts: string[];
@@ -144,7 +145,7 @@ export class EmbedThreadPool {
   }
 
   #spawn(): void {
-    const worker = new Worker(tsxBootstrap(this.options.entry), { execArgv: withoutPreloads(process.execArgv) });
+    const worker = startTsWorker(this.options.entry);
     const slot: Slot = { worker, ready: false, stats: { threadId: worker.threadId, batches: 0, texts: 0 } };
     this.#slots.add(slot);
     let crash: Error | undefined;
@@ -187,34 +188,4 @@ export class EmbedThreadPool {
     for (const job of this.#queue) job.fail(err);
     this.#queue = [];
   }
-}
-
-/**
- * On Node 20 a thread's `--import` hooks do not apply to its entry or to other preloads, so a
- * `.ts` entry needs a plain-JS first module that registers tsx and then imports it. This works
- * whether the parent registered tsx with `--import tsx` or through the `register()` API
- * (bin/lakehouse.js).
- */
-function tsxBootstrap(entry: URL): URL {
-  const source = `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};
-register();
-await import(${JSON.stringify(entry.href)});`;
-  return new URL(`data:text/javascript,${encodeURIComponent(source)}`);
-}
-
-const PRELOAD_FLAGS = new Set(['--import', '--loader', '--experimental-loader', '--require', '-r']);
-
-/**
- * The parent's flags minus its preloads. The bootstrap brings tsx; other preloads are process
- * set-up (a sandboxed processor's `--import sandbox-guard.ts`), and a `.ts` one would even stop
- * the thread from starting, as tsx is not active yet when preloads run.
- */
-function withoutPreloads(execArgv: string[]): string[] {
-  const kept: string[] = [];
-  for (let i = 0; i < execArgv.length; i++) {
-    const arg = execArgv[i]!;
-    if (!PRELOAD_FLAGS.has(arg.split('=', 1)[0]!)) kept.push(arg);
-    else if (!arg.includes('=')) i++; // skip its value too
-  }
-  return kept;
 }

@@ -1,0 +1,122 @@
+/**
+ * Semantic and hybrid search over an index's current generation, as every API instance runs it.
+ * The manifest is read on each search (a small file), so a newly committed generation is served
+ * by every instance on its next search, without a restart; the cache loads it once (concurrent
+ * searches wait for the complete load, never a half-loaded graph) and drops the old one.
+ *
+ * Hybrid: `filter` is a SQL boolean expression over the source dataset, run through the same
+ * sandboxed, audited, role-masked SQL as /query. Few matching documents → exact cosine over just
+ * their vectors; many → HNSW with the filter applied to widening result lists until k pass.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Config } from '../config.ts';
+import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
+import type { Caller, CatalogQuery } from '../sql/catalog-query.ts';
+import type { Buckets } from '../storage/buckets.ts';
+import { providerFor } from './embedding/provider-cache.ts';
+import type { ProviderName } from './embedding/provider.ts';
+import { exactTopK } from './index/exact-search.ts';
+import { LoadedGeneration } from './index/hnsw-searcher.ts';
+import { collectFiltered, estimateMatchedChunks, planFilteredSearch } from './index/hybrid-plan.ts';
+import { IndexCache } from './index/index-cache.ts';
+import { currentGeneration, generationDir, generationVectorFiles, readIndexManifest, type IndexManifest } from './index/index-manifest.ts';
+import { readChunkMeta } from './index/vectors-parquet.ts';
+
+export interface SearchRequest {
+  query?: string | undefined;
+  vector?: number[] | undefined;
+  k: number;
+  ef?: number | undefined;
+  filter?: string | undefined;
+}
+
+export interface SearchHit {
+  doc_id: string;
+  chunk_id: string;
+  score: number;
+  text: string;
+}
+
+export interface SearchResponse {
+  hits: SearchHit[];
+  took_ms: number;
+  generation: number;
+  plan: 'hnsw' | 'exact' | 'hnsw-filtered';
+  matched_docs?: number;
+}
+
+/** Most document ids a filter may select; a broader filter is not a filter worth a plan. */
+const MAX_FILTER_IDS = 1_000_000;
+
+export class IndexSearcher {
+  private readonly cache: IndexCache<LoadedGeneration>;
+
+  constructor(
+    private readonly buckets: Buckets,
+    private readonly config: Config,
+    private readonly sql: CatalogQuery,
+  ) {
+    this.cache = new IndexCache<LoadedGeneration>({ maxBytes: config.indexCacheBytes });
+  }
+
+  async locate(name: string): Promise<{ index: IndexManifest; root: Buckets['primary'] }> {
+    for (const b of this.buckets.all()) {
+      const index = await readIndexManifest(b.root, name);
+      if (index) return { index, root: b.root };
+    }
+    throw new NotFoundError(`index ${JSON.stringify(name)} does not exist`);
+  }
+
+  async search(name: string, req: SearchRequest, caller: Caller): Promise<SearchResponse> {
+    const started = performance.now();
+    const { index, root } = await this.locate(name);
+    const gen = currentGeneration(index);
+    if (!gen) throw new ConflictError(`index ${name} has no generation yet (its first embed job has not finished)`);
+    const loaded = await this.cache.get(name, gen.id, () => LoadedGeneration.load(generationDir(root, name, gen.id), index.embedding.dims, index.hnsw.ef_search));
+    const vector = await this.queryVector(index, req);
+    const ef = req.ef ?? index.hnsw.ef_search;
+    let labels: { label: number; score: number }[];
+    let plan: SearchResponse['plan'] = 'hnsw';
+    let matched: number | undefined;
+    if (req.filter === undefined) {
+      labels = loaded.search(vector, req.k, Math.max(ef, req.k));
+    } else {
+      const docs = await this.filterDocs(index, req.filter, caller);
+      matched = docs.size;
+      const choice = planFilteredSearch({ matched: estimateMatchedChunks(docs.size, index.stats), total: Math.max(loaded.count - loaded.deletedCount, 1), k: req.k });
+      if (choice.kind === 'exact') {
+        plan = 'exact';
+        const candidates = loaded.labelsOfDocs(docs);
+        labels = exactTopK(vector, loaded.vectors(candidates), index.embedding.dims, req.k).map((r) => ({ label: candidates[r.index]!, score: r.score }));
+      } else {
+        plan = 'hnsw-filtered';
+        labels = collectFiltered(choice.widths, req.k, (w) => loaded.search(vector, w, Math.max(ef, w)), (h) => docs.has(loaded.docId(h.label)));
+      }
+    }
+    const meta = await readChunkMeta(generationVectorFiles(root, index, gen), labels.map((l) => loaded.chunkId(l.label)));
+    const hits = labels.map((l) => {
+      const chunkId = loaded.chunkId(l.label);
+      return { doc_id: loaded.docId(l.label), chunk_id: chunkId, score: Math.round(l.score * 1e6) / 1e6, text: meta.get(chunkId)?.text ?? '' };
+    });
+    return { hits, took_ms: Math.round((performance.now() - started) * 10) / 10, generation: gen.id, plan, ...(matched !== undefined ? { matched_docs: matched } : {}) };
+  }
+
+  private async queryVector(index: IndexManifest, req: SearchRequest): Promise<Float32Array> {
+    if (req.vector) {
+      if (req.vector.length !== index.embedding.dims) throw new BadRequestError(`vector has ${req.vector.length} dimensions; index ${index.name} holds ${index.embedding.dims}`);
+      return Float32Array.from(req.vector);
+    }
+    const provider = providerFor({ provider: index.embedding.provider as ProviderName, model: index.embedding.model }, this.config);
+    const [v] = await provider.embed([req.query!]);
+    return v!;
+  }
+
+  /** The source documents the filter selects, through the sandboxed SQL every query takes. */
+  private async filterDocs(index: IndexManifest, filter: string, caller: Caller): Promise<Set<string>> {
+    const id = `"${index.source.id_column.replace(/"/g, '""')}"`;
+    const sql = `SELECT DISTINCT CAST(${id} AS VARCHAR) AS doc_id FROM "${index.source.dataset}" WHERE (${filter})`;
+    const result = await this.sql.query(sql, caller, MAX_FILTER_IDS, MAX_FILTER_IDS);
+    if (result.truncated) throw new BadRequestError(`the filter selects more than ${MAX_FILTER_IDS} documents; narrow it or search without it`);
+    return new Set(result.rows.map((r) => String(r['doc_id'])));
+  }
+}
