@@ -78,6 +78,8 @@ export const configSchema = z.object({
   LAKEHOUSE_EMBED_THREADS: int(Math.min(2, os.availableParallelism()), 1),
   LAKEHOUSE_EMBED_TIMEOUT_MS: int(60_000, 1),
   LAKEHOUSE_EMBED_SHARD_CHUNKS: int(2_000, 1),
+  LAKEHOUSE_EMBED_MAX_RETRIES: int(3, 0),
+  LAKEHOUSE_EMBED_BATCH_SIZE: int(32, 1),
   LAKEHOUSE_INDEX_CACHE_MB: int(4_096, 16),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -114,6 +116,10 @@ export interface Config {
     openaiApiKey: string | undefined;
     localThreads: number;
     timeoutMs: number;
+    /** HTTP attempts after the first on 429/5xx/timeouts. */
+    maxRetries: number;
+    /** Texts per HTTP request, and per sub-batch of a local thread. */
+    batchSize: number;
     /** Chunks per fan-out child job of an embed or refresh. */
     shardChunks: number;
   };
@@ -174,6 +180,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       openaiApiKey: c.OPENAI_API_KEY,
       localThreads: c.LAKEHOUSE_EMBED_THREADS,
       timeoutMs: c.LAKEHOUSE_EMBED_TIMEOUT_MS,
+      maxRetries: c.LAKEHOUSE_EMBED_MAX_RETRIES,
+      batchSize: c.LAKEHOUSE_EMBED_BATCH_SIZE,
       shardChunks: c.LAKEHOUSE_EMBED_SHARD_CHUNKS,
     },
     indexCacheBytes: c.LAKEHOUSE_INDEX_CACHE_MB * 1024 * 1024,

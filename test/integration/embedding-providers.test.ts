@@ -278,7 +278,8 @@ describe('remote providers against a local stand-in server', { skip: await loopb
     const err = await failure(ollama({ maxRetries: 2 }));
     assert.equal(standIn.requests.length, 3);
     assert.equal(err.message, `ollama embedding model "nomic-embed-text" at ${standIn.url}: HTTP 503 Service Unavailable: overloaded (3 attempts)`);
-    assert.equal(err.status, 503);
+    assert.equal(err.upstreamStatus, 503);
+    assert.equal(err.status, 502, "API callers get a 502: the upstream failed");
   });
 
   it('does not retry a 400', async () => {

@@ -18,6 +18,8 @@ export function providerFor(spec: ProviderSpec, config: Config): EmbeddingProvid
       ...(config.embedding.openaiApiKey ? { openaiApiKey: config.embedding.openaiApiKey } : {}),
       localThreads: config.embedding.localThreads,
       timeoutMs: config.embedding.timeoutMs,
+      maxRetries: config.embedding.maxRetries,
+      batchSize: config.embedding.batchSize,
     });
     providers.set(key, p);
   }

@@ -3,9 +3,11 @@
  * the endpoint (scheme and host only, never credentials), then what went wrong, so a failed embed
  * job explains itself in Bull Board without a log dive.
  */
+import { DomainError } from '../../errors.ts';
 import { redactSecrets } from '../../redact.ts';
 
-export class EmbeddingProviderError extends Error {
+/** A 502 to API callers (the upstream failed, not their request); jobs retry it with backoff. */
+export class EmbeddingProviderError extends DomainError {
   override name = 'EmbeddingProviderError';
 
   constructor(
@@ -14,10 +16,10 @@ export class EmbeddingProviderError extends Error {
     /** `scheme://host[:port]` of the server. */
     readonly endpoint: string,
     detail: string,
-    /** HTTP status of the last answer, when there was one. */
-    readonly status?: number,
+    /** HTTP status of the provider's last answer, when there was one. */
+    readonly upstreamStatus?: number,
   ) {
-    super(redactSecrets(`${provider} embedding model "${model}" at ${endpoint}: ${detail}`));
+    super(redactSecrets(`${provider} embedding model "${model}" at ${endpoint}: ${detail}`), 502, 'Bad Gateway');
   }
 }
 

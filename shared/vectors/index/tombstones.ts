@@ -104,7 +104,7 @@ export async function readTombstones(files: readonly string[]): Promise<Set<stri
   }
 }
 
-export function fileList(files: readonly string[]): string {
+function fileList(files: readonly string[]): string {
   return `[${files.map(sqlString).join(', ')}]`;
 }
 
