@@ -35,3 +35,25 @@ export async function startCpuMeter(knownCpuSeconds: () => Promise<number> = asy
     return Math.round((Math.max(0, foreign) / (end.wall - start.wall)) * 100) / 100;
   };
 }
+
+/** One timed span: wall seconds, and CPU seconds spent meanwhile by this process and by a service it drives. */
+export interface Phase {
+  seconds: number;
+  ownCpu: number;
+  serviceCpu: number;
+}
+
+/**
+ * Starts a timed span. CPU per item is what survives a busy neighbour: it barely moves when
+ * someone else takes a core, where wall time does. CPU is read just outside the wall clock.
+ */
+export async function startPhase(serviceCpuSeconds: () => Promise<number>): Promise<() => Promise<Phase>> {
+  const own0 = process.cpuUsage();
+  const service0 = await serviceCpuSeconds();
+  const wall0 = performance.now();
+  return async () => {
+    const seconds = (performance.now() - wall0) / 1000;
+    const own = process.cpuUsage(own0);
+    return { seconds, ownCpu: (own.user + own.system) / 1e6, serviceCpu: (await serviceCpuSeconds()) - service0 };
+  };
+}

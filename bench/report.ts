@@ -40,7 +40,15 @@ export interface BenchRow {
   rounds: number[];
   /** Per round: cores other processes kept busy meanwhile (bench/cpu-meter.ts). */
   other_cores_busy?: number[];
+  /** CPU microseconds per item by whom (e.g. bench process, redis-server): median, and every round. */
+  cpu_us_per_item?: Record<string, number>;
+  cpu_us_per_item_rounds?: Record<string, number[]>;
 }
+
+export type RowInput = Omit<BenchRow, 'seconds' | 'rate' | 'cpu_us_per_item' | 'cpu_us_per_item_rounds'> & {
+  /** CPU seconds per round by whom; turned into µs per item. */
+  cpu_seconds?: Record<string, number[]>;
+};
 
 export interface BenchReport {
   bench: string;
@@ -73,9 +81,20 @@ export function median(values: number[]): number {
 }
 
 /** A row from per-round timings; the ratio and pass/fail are filled in by `compare`. */
-export function row(fields: Omit<BenchRow, 'seconds' | 'rate'>): BenchRow {
+export function row({ cpu_seconds, ...fields }: RowInput): BenchRow {
   const seconds = median(fields.rounds);
-  return { ...fields, seconds: round(seconds, 3), rate: Math.round(fields.items / seconds), rounds: fields.rounds.map((x) => round(x, 3)) };
+  const perItem = cpu_seconds
+    ? Object.fromEntries(Object.entries(cpu_seconds).map(([who, secs]) => [who, secs.map((x) => Math.round((x / fields.items) * 1e6))]))
+    : undefined;
+  return {
+    ...fields,
+    seconds: round(seconds, 3),
+    rate: Math.round(fields.items / seconds),
+    rounds: fields.rounds.map((x) => round(x, 3)),
+    ...(perItem
+      ? { cpu_us_per_item: Object.fromEntries(Object.entries(perItem).map(([who, us]) => [who, Math.round(median(us))])), cpu_us_per_item_rounds: perItem }
+      : {}),
+  };
 }
 
 /** Cores a neighbour may take during a round before the round stops counting as quiet. */
@@ -123,7 +142,7 @@ function targetText(t: Target | undefined, unit: string): string {
 
 /** The table as Markdown, so the same text goes to stdout and into README. */
 export function markdownTable(report: BenchReport): string {
-  const head = ['section', 'jobs', 'seconds', 'rate', 'ratio vs raw', 'target', 'result'];
+  const head = ['section', 'jobs', 'seconds', 'rate', 'ratio vs raw', 'target', 'result', 'CPU µs/job'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const r of report.rows) {
     lines.push(
@@ -135,6 +154,7 @@ export function markdownTable(report: BenchReport): string {
         ratioText(r),
         targetText(r.target, r.unit),
         r.pass === undefined ? '—' : r.pass ? 'PASS' : 'FAIL',
+        r.cpu_us_per_item ? Object.entries(r.cpu_us_per_item).map(([who, us]) => `${us} ${who}`).join(' + ') : '—',
       ].join(' | ')} |`,
     );
   }
@@ -147,6 +167,7 @@ export function printReport(report: BenchReport): void {
   out.push(`settings: ${Object.entries(report.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`, '');
   out.push(markdownTable(report), '');
   out.push(
+    'CPU µs/job: median CPU time per job of each process named (less sensitive to busy neighbours than wall time).',
     'seconds and rate: the median round. ratio: the median of per-round ratios against the baseline row, all rounds (pass/fail uses this);',
     `"quiet" is the same over the rounds in which other processes kept < ${QUIET_BELOW_CORES} cores busy. Every round ran on a fresh Redis prefix.`,
   );

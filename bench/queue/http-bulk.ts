@@ -14,9 +14,10 @@ import { loadConfig } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { expectWaiting } from './raw-bullmq.ts';
 import type { QueueBenchSettings } from './settings.ts';
-import { batchSizes, PAYLOAD, QUEUE_NAME, stopwatch } from './workload.ts';
+import type { Phase } from '../cpu-meter.ts';
+import { batchSizes, PAYLOAD, QUEUE_NAME, type StartPhase } from './workload.ts';
 
-export async function httpRound(s: QueueBenchSettings, prefix: string): Promise<number> {
+export async function httpRound(s: QueueBenchSettings, prefix: string, startPhase: StartPhase): Promise<Phase> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'lhbench-'));
   const key = randomBytes(24).toString('hex');
   const config = loadConfig({
@@ -45,16 +46,16 @@ export async function httpRound(s: QueueBenchSettings, prefix: string): Promise<
       }
     };
 
-    const clock = stopwatch();
+    const clock = await startPhase();
     let next = 0;
     const client = async () => {
       for (let i = next++; i < bodies.length; i = next++) await post(bodies[i]!, sizes[i]!);
     };
     await Promise.all(Array.from({ length: s.httpConcurrency }, client));
-    const seconds = clock();
+    const phase = await clock();
 
     await expectWaiting(api.deps.producer.queue(QUEUE_NAME), s.jobs);
-    return seconds;
+    return phase;
   } finally {
     await api.close();
     await fs.rm(dataDir, { recursive: true, force: true });

@@ -17,10 +17,10 @@ import { createRedis, waitForReady } from '../../shared/redis/connection.ts';
 import { expectWaiting, type RoundTimes } from './raw-bullmq.ts';
 import { startRunnerConfiguredWorker } from './runner-configured-worker.ts';
 import type { QueueBenchSettings } from './settings.ts';
-import { batchSizes, completionDeadlineMs, completions, noop, PAYLOAD, QUEUE_NAME, stopwatch } from './workload.ts';
+import { batchSizes, completionDeadlineMs, completions, noop, PAYLOAD, QUEUE_NAME, type StartPhase } from './workload.ts';
 
 
-export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logger): Promise<RoundTimes> {
+export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logger, startPhase: StartPhase): Promise<RoundTimes> {
   const config = loadConfig({ REDIS_URL: s.redisUrl, LAKEHOUSE_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' });
   const secretsDir = await fs.mkdtemp(path.join(os.tmpdir(), 'lhbench-secrets-'));
   const connection = createRedis(config.redisUrl, 'producer');
@@ -33,12 +33,12 @@ export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logge
     await queue.waitUntilReady();
     const batches = batchSizes(s.jobs, s.batch).map((n) => Array.from({ length: n }, () => ({ payload: PAYLOAD })));
 
-    const adding = stopwatch();
+    const adding = await startPhase();
     for (const batch of batches) await producer.addBulk(QUEUE_NAME, batch);
-    const addSeconds = adding();
+    const add = await adding();
     await expectWaiting(queue, s.jobs);
 
-    const working = stopwatch();
+    const working = await startPhase();
     let done: Promise<void> | undefined;
     const running = await startRunnerConfiguredWorker({
       config, queue: QUEUE_NAME, processor: noop, concurrency: s.concurrency, log,
@@ -50,7 +50,7 @@ export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logge
     try {
       if (!done) throw new Error('the worker was never handed to onWorker');
       await done;
-      return { addSeconds, workSeconds: working() };
+      return { add, work: await working() };
     } finally {
       await running.close();
     }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import { Redis } from 'ioredis';
 import { DEFAULT_JOB_OPTIONS } from '../../queues/default-job-options.ts';
 import { createLogger } from '../../shared/logger.ts';
-import { startCpuMeter } from '../cpu-meter.ts';
+import { startCpuMeter, startPhase, type Phase } from '../cpu-meter.ts';
 import { compare, machineInfo, row, type BenchReport } from '../report.ts';
 import { httpRound } from './http-bulk.ts';
 import { ourRound } from './our-queue.ts';
@@ -23,7 +23,7 @@ type Section = (typeof SECTIONS)[number];
 interface Timings {
   raw: RoundTimes[];
   ours: RoundTimes[];
-  http: number[];
+  http: Phase[];
   /** Per section and round: cores other processes kept busy (bench/cpu-meter.ts). */
   others: Record<Section, number[]>;
 }
@@ -45,10 +45,11 @@ async function redisCpuSeconds(admin: Redis): Promise<number> {
 async function runRounds(s: QueueBenchSettings, admin: Redis): Promise<Timings> {
   const log = createLogger('warn', 'bench-worker');
   const t: Timings = { raw: [], ours: [], http: [], others: { raw: [], ours: [], http: [] } };
+  const phase = () => startPhase(() => redisCpuSeconds(admin));
   const runOne: Record<Section, (prefix: string) => Promise<void>> = {
-    raw: async (p) => void t.raw.push(await rawRound(s, p)),
-    ours: async (p) => void t.ours.push(await ourRound(s, p, log)),
-    http: async (p) => void t.http.push(await httpRound(s, p)),
+    raw: async (p) => void t.raw.push(await rawRound(s, p, phase)),
+    ours: async (p) => void t.ours.push(await ourRound(s, p, log, phase)),
+    http: async (p) => void t.http.push(await httpRound(s, p, phase)),
   };
   for (let r = 0; r < s.rounds; r++) {
     const order = [...SECTIONS.slice(r % SECTIONS.length), ...SECTIONS.slice(0, r % SECTIONS.length)];
@@ -68,29 +69,34 @@ interface RunFacts {
   redis: { version: string; policy: string };
 }
 
+/** Wall seconds and CPU per round of one timed span, as a row wants them. */
+function timed(phases: Phase[]): { rounds: number[]; cpu_seconds: Record<string, number[]> } {
+  return { rounds: phases.map((p) => p.seconds), cpu_seconds: { bench: phases.map((p) => p.ownCpu), redis: phases.map((p) => p.serviceCpu) } };
+}
+
 function report(s: QueueBenchSettings, facts: RunFacts, t: Timings): BenchReport {
   const bullmq = (createRequire(import.meta.url)('bullmq/package.json') as { version: string }).version;
   const c = s.concurrency;
   const rows = compare([
     row({
-      section: 'raw add', items: s.jobs, unit: 'jobs/s', rounds: t.raw.map((x) => x.addSeconds), other_cores_busy: t.others.raw,
+      section: 'raw add', items: s.jobs, unit: 'jobs/s', ...timed(t.raw.map((x) => x.add)), other_cores_busy: t.others.raw,
       measures: `raw BullMQ Queue.addBulk, ${s.batch} jobs per call awaited in sequence, job opts {removeOnComplete: true}.`,
     }),
     row({
-      section: 'raw worker', items: s.jobs, unit: 'jobs/s', rounds: t.raw.map((x) => x.workSeconds), other_cores_busy: t.others.raw,
+      section: 'raw worker', items: s.jobs, unit: 'jobs/s', ...timed(t.raw.map((x) => x.work)), other_cores_busy: t.others.raw,
       measures: `raw BullMQ Worker (own connection from options), no-op processor, concurrency ${c}: from new Worker() until the ${s.jobs}th 'completed' event, all jobs waiting beforehand.`,
     }),
     row({
-      section: 'ours add', items: s.jobs, unit: 'jobs/s', rounds: t.ours.map((x) => x.addSeconds), other_cores_busy: t.others.ours, baseline: 'raw add',
+      section: 'ours add', items: s.jobs, unit: 'jobs/s', ...timed(t.ours.map((x) => x.add)), other_cores_busy: t.others.ours, baseline: 'raw add',
       measures: `queues/producer.ts Producer.addBulk('ingest'), ${s.batch} per call in sequence: per job the request schema, the seal step and the payload schema, then the ingest declaration's job options, on a createRedis(url,'producer') connection.`,
     }),
     row({
-      section: 'ours worker', items: s.jobs, unit: 'jobs/s', rounds: t.ours.map((x) => x.workSeconds), other_cores_busy: t.others.ours, baseline: 'raw worker',
+      section: 'ours worker', items: s.jobs, unit: 'jobs/s', ...timed(t.ours.map((x) => x.work)), other_cores_busy: t.others.ours, baseline: 'raw worker',
       target: { kind: 'ratio', min: 0.8 },
       measures: `a Worker built as workers/runner.ts builds one for a non-sandboxed queue (createRedis(url,'worker'), {connection, prefix, concurrency: ${c}}, failed/error listeners, membership heartbeat) with an in-process no-op processor, on the jobs 'ours add' enqueued: from worker start until the ${s.jobs}th completion.`,
     }),
     row({
-      section: 'http bulk add', items: s.jobs, unit: 'jobs/s', rounds: t.http, other_cores_busy: t.others.http, baseline: 'raw add',
+      section: 'http bulk add', items: s.jobs, unit: 'jobs/s', ...timed(t.http), other_cores_busy: t.others.http, baseline: 'raw add',
       target: { kind: 'rate', min: 10_000 },
       measures: `the real API (startApi) on 127.0.0.1, POST /jobs/ingest/bulk with ${s.batch} valid ingest upload payloads per request, ${s.httpConcurrency} requests in flight, Bearer admin key (auth, JSON body, route schema, then Producer.addBulk as above): from the first request until the last 202. Enqueue only.`,
     }),
@@ -111,7 +117,7 @@ function report(s: QueueBenchSettings, facts: RunFacts, t: Timings): BenchReport
       "The ingest processor itself (sandboxed, real work) is not measured: 'ours worker' runs a no-op in-process. startWorkers() cannot be handed a processor, so bench/queue/runner-configured-worker.ts mirrors runner.ts's Worker set-up; see bench/README.md for the runner change that would remove the mirror.",
       `http bulk add: no ingest worker is started, the enqueued jobs wait until the prefix is dropped. Its ${s.httpConcurrency} requests in flight keep several addBulk calls in flight in the API, where 'raw add' and 'ours add' await one call at a time, so its ratio against 'raw add' is not like for like. The HTTP client runs in the same process as the API (bodies pre-serialized), which makes the figure a lower bound for a remote client.`,
       'The same payload object is used everywhere, already in the ingest schema\'s output shape, so the stored job data is identical byte for byte.',
-      `Everything — bench process, API, workers and redis-server — shares this machine's ${os.availableParallelism()} cores; the 1-minute load average was ${facts.loadAtStart.toFixed(1)} before the bench started. 'cores busy with other processes' is measured per section and round (whole section, adds and worker together): machine CPU time minus this process's and redis-server's.`,
+      `Everything — bench process, API, workers and redis-server — shares this machine's ${os.availableParallelism()} cores; the 1-minute load average was ${facts.loadAtStart.toFixed(1)} before the bench started. CPU µs/job 'bench' is this whole process (for http: client and API together), 'redis' is redis-server (INFO used_cpu_*). 'cores busy with other processes' is measured per section and round (whole section, adds and worker together): machine CPU time minus this process's and redis-server's.`,
     ],
   };
 }

@@ -5,11 +5,12 @@
  */
 import { Queue, Worker } from 'bullmq';
 import type { QueueBenchSettings } from './settings.ts';
-import { batchSizes, completionDeadlineMs, completions, noop, PAYLOAD, QUEUE_NAME, stopwatch } from './workload.ts';
+import type { Phase } from '../cpu-meter.ts';
+import { batchSizes, completionDeadlineMs, completions, noop, PAYLOAD, QUEUE_NAME, type StartPhase } from './workload.ts';
 
 export interface RoundTimes {
-  addSeconds: number;
-  workSeconds: number;
+  add: Phase;
+  work: Phase;
 }
 
 export function redisOptions(url: string): { host: string; port: number } {
@@ -17,7 +18,7 @@ export function redisOptions(url: string): { host: string; port: number } {
   return { host: u.hostname, port: Number(u.port || 6379) };
 }
 
-export async function rawRound(s: QueueBenchSettings, prefix: string): Promise<RoundTimes> {
+export async function rawRound(s: QueueBenchSettings, prefix: string, startPhase: StartPhase): Promise<RoundTimes> {
   const queue = new Queue(QUEUE_NAME, { connection: redisOptions(s.redisUrl), prefix });
   try {
     await queue.waitUntilReady();
@@ -25,12 +26,12 @@ export async function rawRound(s: QueueBenchSettings, prefix: string): Promise<R
       Array.from({ length: n }, () => ({ name: QUEUE_NAME, data: PAYLOAD, opts: { removeOnComplete: true } })),
     );
 
-    const adding = stopwatch();
+    const adding = await startPhase();
     for (const batch of batches) await queue.addBulk(batch);
-    const addSeconds = adding();
+    const add = await adding();
     await expectWaiting(queue, s.jobs);
 
-    const working = stopwatch();
+    const working = await startPhase();
     const worker = new Worker(QUEUE_NAME, noop, {
       connection: { ...redisOptions(s.redisUrl), maxRetriesPerRequest: null },
       prefix,
@@ -38,7 +39,7 @@ export async function rawRound(s: QueueBenchSettings, prefix: string): Promise<R
     });
     try {
       await completions(worker, s.jobs, completionDeadlineMs(s.jobs));
-      return { addSeconds, workSeconds: working() };
+      return { add, work: await working() };
     } finally {
       await worker.close();
     }

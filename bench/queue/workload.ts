@@ -4,6 +4,7 @@
  * bytes BullMQ stores are the same whether or not zod ran on the way in.
  */
 import type { Worker } from 'bullmq';
+import type { Phase } from '../cpu-meter.ts';
 import type { z } from 'zod';
 import type { ingestPayload } from '../../queues/ingest.ts';
 
@@ -25,10 +26,8 @@ export function batchSizes(total: number, size: number): number[] {
   return Array.from({ length: Math.ceil(total / size) }, (_, i) => Math.min(size, total - i * size));
 }
 
-export function stopwatch(): () => number {
-  const start = performance.now();
-  return () => (performance.now() - start) / 1000;
-}
+/** Starts a timed span that also counts this process's and redis-server's CPU (bench/cpu-meter.ts). */
+export type StartPhase = () => Promise<() => Promise<Phase>>;
 
 /**
  * Resolves when `worker` has emitted `n` completions; rejects on the first failed job or at the

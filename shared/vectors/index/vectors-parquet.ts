@@ -164,8 +164,9 @@ export async function readVectorsByDocIds(files: readonly string[], dims: number
   return withConnection(async (conn) => {
     if ((await fillIdTable(conn, docIds)) === 0) return empty;
     const result = await conn.stream(
-      `SELECT doc_id, chunk_id, vector::FLOAT[${dims}] AS vector FROM read_parquet(${fileList(files)}) ` +
-        `WHERE doc_id IN (SELECT id FROM wanted_ids)`,
+      // a semi-join does not keep scan order: order by file position and row explicitly
+      `SELECT doc_id, chunk_id, vector::FLOAT[${dims}] AS vector FROM read_parquet(${fileList(files)}, filename = true, file_row_number = true) ` +
+        `WHERE doc_id IN (SELECT id FROM wanted_ids) ORDER BY list_position(${fileList(files)}, filename), file_row_number`,
     );
     const batches: VectorBatch[] = [];
     for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
