@@ -8,6 +8,7 @@ import type { ApiDeps } from './deps.ts';
 import { problemMiddleware } from './problem.ts';
 import { RouteTable } from './route-table.ts';
 import { datasetRoutes } from './routes/datasets.ts';
+import { autotuneRoutes } from './routes/autotune.ts';
 import { indexRoutes } from './routes/indexes.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { openapiRoute } from './routes/openapi.ts';
@@ -26,6 +27,7 @@ export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   datasetRoutes(routes, deps);
   queryRoutes(routes, deps);
   indexRoutes(routes, deps);
+  autotuneRoutes(routes, deps);
   openapiRoute(routes, API_VERSION);
 
   app.use(deps.metrics.middleware());

@@ -31,6 +31,11 @@ export interface BenchRow {
    */
   ratio?: number;
   round_ratios?: number[];
+  /**
+   * Baseline CPU per item over this row's (all processes summed, medians): the throughput ratio to
+   * expect where CPU is the limit, and one a busy neighbour hardly moves.
+   */
+  cpu_ratio?: number;
   /** The ratio over only the rounds in which neither row had a busy neighbour, and how many there were. */
   quiet_ratio?: number;
   quiet_rounds?: number;
@@ -112,8 +117,14 @@ export function compare(rows: BenchRow[]): BenchRow[] {
     const roundRatios = r.rounds.map((sec, i) => round((r.items / sec) / (base.items / base.rounds[i]!), 3));
     const quiet = roundRatios.filter((_, i) => (r.other_cores_busy?.[i] ?? 0) < QUIET_BELOW_CORES && (base.other_cores_busy?.[i] ?? 0) < QUIET_BELOW_CORES);
     const ratio = round(median(roundRatios), 3);
+    const cpu = (x: BenchRow) => Object.values(x.cpu_us_per_item ?? {}).reduce((a, b) => a + b, 0);
+    const cpuRatio = cpu(r) > 0 && cpu(base) > 0 ? round(cpu(base) / cpu(r), 3) : undefined;
     return withPass(
-      { ...r, ratio, round_ratios: roundRatios, ...(quiet.length > 0 ? { quiet_ratio: round(median(quiet), 3) } : {}), quiet_rounds: quiet.length },
+      {
+        ...r, ratio, round_ratios: roundRatios,
+        ...(cpuRatio !== undefined ? { cpu_ratio: cpuRatio } : {}),
+        ...(quiet.length > 0 ? { quiet_ratio: round(median(quiet), 3) } : {}), quiet_rounds: quiet.length,
+      },
       ratio,
     );
   });
@@ -131,8 +142,10 @@ function round(x: number, digits: number): number {
 
 function ratioText(r: BenchRow): string {
   if (r.ratio === undefined) return 'baseline';
-  const quiet = r.quiet_rounds === r.rounds.length ? '' : r.quiet_ratio === undefined ? ' (no quiet round)' : ` (quiet ${r.quiet_ratio.toFixed(2)}×, ${r.quiet_rounds}/${r.rounds.length})`;
-  return `${r.ratio.toFixed(2)}×${quiet}`;
+  const extra: string[] = [];
+  if (r.quiet_rounds !== r.rounds.length) extra.push(r.quiet_ratio === undefined ? 'no quiet round' : `quiet ${r.quiet_ratio.toFixed(2)}×, ${r.quiet_rounds}/${r.rounds.length}`);
+  if (r.cpu_ratio !== undefined) extra.push(`CPU ${r.cpu_ratio.toFixed(2)}×`);
+  return `${r.ratio.toFixed(2)}×${extra.length > 0 ? ` (${extra.join('; ')})` : ''}`;
 }
 
 function targetText(t: Target | undefined, unit: string): string {
@@ -167,7 +180,8 @@ export function printReport(report: BenchReport): void {
   out.push(`settings: ${Object.entries(report.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`, '');
   out.push(markdownTable(report), '');
   out.push(
-    'CPU µs/job: median CPU time per job of each process named (less sensitive to busy neighbours than wall time).',
+    'CPU µs/job: median CPU time per job of each process named (less sensitive to busy neighbours than wall time);',
+    '"CPU n×" in the ratio column: the baseline\'s total CPU per job over this row\'s, the ratio to expect where CPU is the limit.',
     'seconds and rate: the median round. ratio: the median of per-round ratios against the baseline row, all rounds (pass/fail uses this);',
     `"quiet" is the same over the rounds in which other processes kept < ${QUIET_BELOW_CORES} cores busy. Every round ran on a fresh Redis prefix.`,
   );

@@ -1,7 +1,7 @@
 /**
  * `lakehouse <command>`: the one entry point for servers (up, api, worker) and clients (ingest,
- * query, jobs). Commands load on demand, so a client command doesn't pay for the server's
- * modules.
+ * query, jobs, embed, search, refresh). Commands load on demand, so a client command doesn't pay
+ * for the server's modules.
  *
  * Exit codes: 0 done; 1 the work failed (an API error, a failed job, no Redis); 2 the command
  * line or the environment is wrong (nothing was attempted).
@@ -18,6 +18,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   ingest: { summary: 'upload a CSV file into a dataset', load: () => import('./commands/ingest.ts') },
   query: { summary: 'run a read-only SQL query over the catalog', load: () => import('./commands/query.ts') },
   jobs: { summary: 'job counts per queue, or the jobs of one queue', load: () => import('./commands/jobs.ts') },
+  embed: { summary: 'embed a dataset text column into a vector index', load: () => import('./commands/embed.ts') },
+  search: { summary: 'search a vector index by meaning (hybrid with --filter)', load: () => import('./commands/search.ts') },
+  refresh: { summary: 'bring a vector index up to date with its dataset', load: () => import('./commands/refresh.ts') },
 };
 
 const OVERVIEW = `Usage: lakehouse <command> [options]

@@ -67,14 +67,20 @@ export class Producer {
   /** A prepared job: the payload sealed and checked, its id the one the payload dictates, if any. */
   private async bulkJob(name: string, req: EnqueueRequest, where: string): Promise<{ name: string; data: unknown; opts: JobsOptions }> {
     const data = await this.prepare(name, req.payload, where);
-    const jobId = getQueueDeclaration(name).jobIdFor?.(data) ?? req.jobId;
-    return { name, data, opts: { ...req.options, ...(jobId ? { jobId } : {}) } };
+    const decl = getQueueDeclaration(name);
+    const jobId = decl.jobIdFor?.(data) ?? req.jobId;
+    const dedupe = decl.dedupeFor?.(data);
+    return { name, data, opts: { ...req.options, ...(jobId ? { jobId } : {}), ...(dedupe ? { deduplication: { id: dedupe } } : {}) } };
   }
 
-  /** Server-internal jobs (the inbox watcher's): already in payload form, nothing to seal. */
+  /** Server-internal jobs (the inbox watcher's, eval sets…): already in payload form, nothing to seal. */
   async addPayload(name: string, payload: unknown, jobId?: string): Promise<Job> {
-    const data = validate(getQueueDeclaration(name).payload, payload, name, 'payload');
-    return this.queue(name).add(name, data, jobId ? { jobId } : {});
+    return this.queue(name).add(name, this.preparePayload(name, payload), jobId ? { jobId } : {});
+  }
+
+  /** A server-made payload, checked against the schema the worker will parse it with. */
+  preparePayload(name: string, payload: unknown): unknown {
+    return validate(getQueueDeclaration(name).payload, payload, name, 'payload');
   }
 
   async addBulk(name: string, reqs: EnqueueRequest[]): Promise<Job[]> {

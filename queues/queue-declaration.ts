@@ -41,6 +41,11 @@ export interface QueueDeclaration<P extends z.ZodType = z.ZodType, R extends z.Z
    * enqueues that file dedupes onto one job). @defaultValue none: the client's or BullMQ's id
    */
   jobIdFor?: (payload: z.output<P>) => string | undefined;
+  /**
+   * At most one unfinished job per key (BullMQ deduplication): adding another while one waits or
+   * runs returns the one there. @defaultValue none
+   */
+  dedupeFor?: (payload: z.output<P>) => string | undefined;
   /** @defaultValue false */
   sandboxed: boolean;
 }
@@ -52,7 +57,7 @@ type Declared<P extends z.ZodType, R extends z.ZodType, Q extends z.ZodType> = P
   QueueDeclaration<P, R, Q>,
   'name' | 'description' | 'payload' | 'result' | 'jobOptions'
 > &
-  Partial<Pick<QueueDeclaration<P, R, Q>, 'request' | 'seal' | 'sandboxed' | 'jobIdFor'>>;
+  Partial<Pick<QueueDeclaration<P, R, Q>, 'request' | 'seal' | 'sandboxed' | 'jobIdFor' | 'dedupeFor'>>;
 
 export function declareQueue<P extends z.ZodType, R extends z.ZodType, Q extends z.ZodType = P>(
   d: Declared<P, R, Q>,

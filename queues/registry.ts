@@ -3,12 +3,13 @@
  * `workers/processors/<name>.ts`.
  */
 import { NotFoundError } from '../shared/errors.ts';
+import { autotune } from './autotune.ts';
 import { embed } from './embed.ts';
 import { ingest } from './ingest.ts';
 import { refresh } from './refresh.ts';
 import type { QueueDeclaration } from './queue-declaration.ts';
 
-export const QUEUES: readonly QueueDeclaration[] = [ingest, embed, refresh];
+export const QUEUES: readonly QueueDeclaration[] = [ingest, embed, refresh, autotune];
 
 export const QUEUE_NAMES: readonly string[] = QUEUES.map((q) => q.name);
 

@@ -7,26 +7,45 @@ import { Job, WaitingChildrenError, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { shardPayload } from '../queues/embed.ts';
+import { configKey, type HnswConfig } from '../shared/autotune/hnsw-config.ts';
 
 type Shard = z.input<typeof shardPayload>;
 
 export const progressKey = (prefix: string, queue: string, parentId: string) => `${prefix}:fanout:done:${queue}:${parentId}`;
 
 /**
- * Adds one child per shard (ids derived from the parent's queue and id, so a re-planned parent
- * re-adds nothing, and parents of two queues with the same id never share a child) and moves the parent to waiting-children. Returns only when no child is pending,
- * i.e. all shards already finished; otherwise throws BullMQ's WaitingChildrenError, which tells
- * the worker the parent is parked, not failed.
+ * Adds children (ids derived from the parent's queue and id and the child's key, so a re-planned
+ * parent re-adds nothing, and parents of two queues with the same id never share a child) and
+ * moves the parent to waiting-children. Returns only when no child is pending, i.e. all already
+ * finished; otherwise throws BullMQ's WaitingChildrenError, which tells the worker the parent is
+ * parked, not failed. A failed child fails the parent, or is left out of its results.
  */
-export async function fanOutShards(parent: Job, token: string, embedQueue: Queue, shards: Shard[]): Promise<void> {
-  await embedQueue.addBulk(
-    shards.map((s) => ({
-      name: 'shard',
-      data: s,
-      opts: { jobId: `${parent.queueName}-${parent.id}-shard-${s.shard}`, parent: { id: parent.id!, queue: parent.queueQualifiedName }, failParentOnFailure: true },
+export async function fanOut(
+  parent: Job, token: string, queue: Queue, name: string,
+  children: { key: string; data: unknown }[], onChildFailure: 'fail-parent' | 'ignore',
+): Promise<void> {
+  await queue.addBulk(
+    children.map((c) => ({
+      name,
+      data: c.data,
+      opts: {
+        jobId: `${parent.queueName}-${parent.id}-${c.key}`,
+        parent: { id: parent.id!, queue: parent.queueQualifiedName },
+        ...(onChildFailure === 'fail-parent' ? { failParentOnFailure: true } : { ignoreDependencyOnFailure: true }),
+      },
     })),
   );
   if (await parent.moveToWaitingChildren(token)) throw new WaitingChildrenError();
+}
+
+/** Shards of an embed or refresh: every one is needed, so a failed shard fails the parent. */
+export function fanOutShards(parent: Job, token: string, embedQueue: Queue, shards: Shard[]): Promise<void> {
+  return fanOut(parent, token, embedQueue, 'shard', shards.map((s) => ({ key: `shard-${s.shard}`, data: s })), 'fail-parent');
+}
+
+/** Trials of an autotune run: a failed trial does not fail the run (the others still count). */
+export function fanOutTrials(parent: Job, token: string, queue: Queue, trials: { config: HnswConfig }[]): Promise<void> {
+  return fanOut(parent, token, queue, 'trial', trials.map((t) => ({ key: `trial-${configKey(t.config)}`, data: t })), 'ignore');
 }
 
 /** A finished batch of a shard: count it, and show the parent's overall progress. */
@@ -45,3 +64,4 @@ export async function reportShardBatch(redis: Redis, prefix: string, parentQueue
     eta_s: Math.round((total - done) / Math.max(rate, 0.001)),
   });
 }
+

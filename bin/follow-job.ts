@@ -1,0 +1,69 @@
+/**
+ * Following one job's event stream to its end, as the client commands' `--wait` does: progress
+ * on stderr (a bar on a terminal), the result as JSON on stdout when it completes (exit 0), the
+ * reason on stderr when it fails (exit 1).
+ */
+import type { ApiClient } from './api-client.ts';
+import { CliError } from './cli-errors.ts';
+import { ProgressBar } from './progress-bar.ts';
+import { readEvents } from './sse.ts';
+
+/** What an enqueue answers (202). */
+export interface Enqueued {
+  id: string;
+  queue: string;
+  state: string;
+}
+
+export async function followJob(client: ApiClient, job: Enqueued): Promise<number> {
+  const res = await client.fetch(`/jobs/${job.queue}/${encodeURIComponent(job.id)}/events`, { headers: { accept: 'text/event-stream' } });
+  if (!res.body) throw new CliError('the API sent no event stream');
+  const bar = new ProgressBar(`${job.queue} ${job.id}`);
+  for await (const { event, data } of readEvents(res.body)) {
+    const body = JSON.parse(data) as Record<string, unknown>;
+    if (event === 'state') {
+      const progress = percentOf(body['progress']);
+      if (progress !== undefined && progress.percent > 0) bar.update(progress.percent, progress.detail);
+      else bar.status(String(body['state']));
+    } else if (event === 'active') {
+      bar.status('active');
+    } else if (event === 'progress') {
+      const progress = percentOf(body);
+      if (progress) bar.update(progress.percent, progress.detail);
+    } else if (event === 'completed') {
+      bar.update(100);
+      bar.finish();
+      process.stdout.write(`${JSON.stringify(body['result'], null, 2)}\n`);
+      return 0;
+    } else if (event === 'failed') {
+      bar.finish();
+      process.stderr.write(`${job.queue} job ${job.id} failed: ${String(body['reason'])}\n`);
+      return 1;
+    }
+  }
+  bar.finish();
+  throw new CliError(
+    `the event stream ended before ${job.queue} job ${job.id} finished (the API stopped?); ` +
+      `see \`lakehouse jobs ${job.queue}\` or GET /jobs/${job.queue}/${job.id}`,
+  );
+}
+
+/** Progress is `{percent, ...detail}` from our processors; a bare number from anything else. */
+function percentOf(progress: unknown): { percent: number; detail: Record<string, unknown> } | undefined {
+  if (typeof progress === 'number') return { percent: progress, detail: {} };
+  if (progress && typeof progress === 'object' && typeof (progress as { percent?: unknown }).percent === 'number') {
+    const { percent, ...detail } = progress as { percent: number };
+    return { percent, detail };
+  }
+  return undefined;
+}
+
+/** Enqueued: with `wait`, follows the job to its end; without, prints its id for scripts. */
+export async function reportEnqueued(client: ApiClient, job: Enqueued, wait: boolean | undefined): Promise<number> {
+  if (!wait) {
+    process.stdout.write(`${job.id}\n`);
+    return 0;
+  }
+  process.stderr.write(`${job.queue} job ${job.id} queued\n`);
+  return followJob(client, job);
+}
