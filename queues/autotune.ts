@@ -46,6 +46,9 @@ export const evalsetPayload = z.object({
   seed: z.number().int().default(1),
 });
 
+/** The job scheduler that runs an index's tuning agent. */
+export const agentSchedulerId = (index: string) => `agent-${index}`;
+
 /** The opt-in tuning agent's tick (a job scheduler per index). */
 export const agentPayload = z.object({
   kind: z.literal('agent'),

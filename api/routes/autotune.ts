@@ -9,6 +9,7 @@ import { entityName } from '../../shared/storage/names.ts';
 import type { ApiDeps } from '../deps.ts';
 import { enqueuedSchema } from '../job-view.ts';
 import type { RouteTable } from '../route-table.ts';
+import { agentSchedulerId } from '../../queues/autotune.ts';
 import { answerEnqueued } from './jobs.ts';
 
 /** What an index falls back to when its last promotion is rolled back: the embed job's defaults. */
@@ -142,5 +143,3 @@ export function autotuneRoutes(table: RouteTable, deps: ApiDeps): void {
     },
   );
 }
-
-export const agentSchedulerId = (index: string) => `agent-${index}`;

@@ -206,7 +206,7 @@ function hybridRows(s: VectorsBenchSettings, hy: { setup: HybridSetup; t: Hybrid
   const what = `k=${s.BENCH_HYBRID_K}, filter \`${setup.filter}\` (${setup.matched.toLocaleString('en-US')} of ${s.BENCH_HYBRID_ROWS.toLocaleString('en-US')} rows), a fresh query vector each`;
   return compare([
     row({ section: 'raw hybrid', items: 1, unit: 'queries/s', rounds: t.latency.raw, other_cores_busy: t.others,
-      measures: `one query, ${what}: plain DuckDB SELECT id … WHERE filter over the dataset's Parquet part, then hnswlib searchKnn(q, k, label => ids.has(label)) with ef ${100} on the same graph file, then the hits' text from DuckDB. Seconds = the median query (p50).` }),
+      measures: `one query, ${what}: plain DuckDB SELECT id … WHERE filter over the dataset's Parquet part, then hnswlib searchKnn(q, k, label => ids.has(label)) with ef 100 (the index's ef_search) on the same graph file, then the hits' text from DuckDB. Seconds = the median query (p50).` }),
     row({ section: 'ours hybrid in-process', items: 1, unit: 'queries/s', rounds: t.latency.inProcess, other_cores_busy: t.others, baseline: 'raw hybrid',
       measures: `IndexSearcher.search as the route calls it: manifest read, the filter through the sandboxed, audited SQL (CatalogQuery), the plan, the HNSW search, the hits' text from the vectors Parquet.` }),
     row({ section: 'ours hybrid HTTP', items: 1, unit: 'queries/s', rounds: t.latency.http, other_cores_busy: t.others, baseline: 'raw hybrid',

@@ -15,6 +15,8 @@ import { currentGeneration, generationDir, indexDir, readIndexManifest, writeInd
 import { buildInThread } from '../../shared/vectors/index/run-build.ts';
 import { compactVectors, writeTombstones } from '../../shared/vectors/index/tombstones.ts';
 import { diffChunks, isEmptyDiff, liveChunkIds } from '../../shared/vectors/refresh-diff.ts';
+import { agentSchedulerId } from '../../queues/autotune.ts';
+import { shouldWake } from '../../shared/autotune/agent.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { commitNewGeneration, fullBuild, locateIndex, planShards, removeWork } from '../embed-steps.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
@@ -67,6 +69,7 @@ async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Pro
   const newFiles = Array.from({ length: p.shards ?? 0 }, (_, s) => shardVectorsName(jobTag(job.queueName, job.id!), s));
   const outcome = await nextGeneration(job, ctx, bucket, index, removed, newFiles, p);
   await removeWork(bucket, index.name, job);
+  await wakeAgent(ctx, index, p.embedded_chunks ?? 0);
   await job.updateProgress({ percent: 100, phase: 'done' });
   return {
     index: index.name, added: p.added ?? 0, changed: p.changed ?? 0, deleted: p.deleted ?? 0, embedded_chunks: p.embedded_chunks ?? 0,
@@ -128,4 +131,15 @@ async function markUpToDate(ctx: WorkerContext, bucket: Bucket, name: string, ve
     await lock.assertHeld();
     await writeIndexManifest(bucket.root, { ...m, generations, stale_since: null, version: m.version + 1, updated_at: new Date().toISOString() });
   });
+}
+
+/**
+ * A refresh that appended many new vectors (a tenth of the index, or 1000) wakes the index's
+ * tuning agent, if it has one, instead of waiting for its next scheduled tick.
+ */
+async function wakeAgent(ctx: WorkerContext, index: IndexManifest, added: number): Promise<void> {
+  if (!shouldWake({ newVectorsSinceLastTrial: added, threshold: Math.max(1, Math.min(1000, Math.ceil(index.stats.chunks / 10))) })) return;
+  const queue = ctx.queue('autotune');
+  const scheduler = await queue.getJobScheduler(agentSchedulerId(index.name));
+  if (scheduler?.template?.data) await queue.add('agent', scheduler.template.data);
 }
