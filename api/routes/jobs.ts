@@ -104,7 +104,8 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
           body.jobs.map((j) => ({ payload: j.payload, jobId: j.jobId, options: j.priority ? { priority: j.priority } : {} })),
         );
         ctx.status = 202;
-        ctx.body = { count: jobs.length, jobs: jobs.map((j) => ({ id: j.id!, queue: decl.name, state: 'waiting' })) };
+        // the state a new job starts in; an id that already existed keeps its own (GET it to see)
+        ctx.body = { count: jobs.length, jobs: jobs.map((j) => ({ id: j.id!, queue: decl.name, state: j.opts.delay ? 'delayed' : j.opts.priority ? 'prioritized' : 'waiting' })) };
       },
     );
   }

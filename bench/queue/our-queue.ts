@@ -5,7 +5,6 @@
  * configures one, running a no-op.
  */
 import type { Worker } from 'bullmq';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +17,6 @@ import { expectWaiting, type RoundTimes } from './raw-bullmq.ts';
 import { startRunnerConfiguredWorker } from './runner-configured-worker.ts';
 import type { QueueBenchSettings } from './settings.ts';
 import { batchSizes, completionDeadlineMs, completions, noop, PAYLOAD, QUEUE_NAME, type StartPhase } from './workload.ts';
-
 
 export async function ourRound(s: QueueBenchSettings, prefix: string, log: Logger, startPhase: StartPhase): Promise<RoundTimes> {
   const config = loadConfig({ REDIS_URL: s.redisUrl, LAKEHOUSE_QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' });
