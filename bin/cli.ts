@@ -1,7 +1,7 @@
 /**
  * `lakehouse <command>`: the one entry point for servers (up, api, worker) and clients (ingest,
- * query, jobs, embed, search, refresh). Commands load on demand, so a client command doesn't pay
- * for the server's modules.
+ * query, jobs, embed, search, refresh, autotune). Commands load on demand, so a client command
+ * doesn't pay for the server's modules.
  *
  * Exit codes: 0 done; 1 the work failed (an API error, a failed job, no Redis); 2 the command
  * line or the environment is wrong (nothing was attempted).
@@ -21,13 +21,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   embed: { summary: 'embed a dataset text column into a vector index', load: () => import('./commands/embed.ts') },
   search: { summary: 'search a vector index by meaning (hybrid with --filter)', load: () => import('./commands/search.ts') },
   refresh: { summary: 'bring a vector index up to date with its dataset', load: () => import('./commands/refresh.ts') },
+  autotune: { summary: 'try HNSW configs on a vector index and promote the best', load: () => import('./commands/autotune.ts') },
 };
 
 const OVERVIEW = `Usage: lakehouse <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`)
   .join('\n')}
 
 Run \`lakehouse <command> --help\` for a command's options. Configuration comes from the

@@ -40,6 +40,7 @@ export async function planShards(job: Job, token: string, ctx: WorkerContext, bu
       kind: 'shard' as const, index: index.name, bucket: bucket.name, parent_job: job.id!, parent_queue: parentQueue, started_at: startedAt,
       shard, shards, chunks_total: chunks.length,
       provider: index.embedding.provider as 'local' | 'ollama' | 'openai', model: index.embedding.model,
+      ...(index.embedding.url ? { url: index.embedding.url } : {}),
     })),
   );
 }

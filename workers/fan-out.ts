@@ -3,7 +3,7 @@
  * serves `embed` takes shards; the parent waits (waiting-children) and resumes to build the index.
  * The parent's progress is kept cluster-wide in one Redis counter that every shard bumps.
  */
-import { Job, WaitingChildrenError, type Queue } from 'bullmq';
+import { Job, UnrecoverableError, WaitingChildrenError, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { shardPayload } from '../queues/embed.ts';
@@ -24,6 +24,7 @@ export async function fanOut(
   parent: Job, token: string, queue: Queue, name: string,
   children: { key: string; data: unknown }[], onChildFailure: 'fail-parent' | 'ignore',
 ): Promise<void> {
+  // 'ignore': the parent resumes whatever happens to a child and decides itself
   await queue.addBulk(
     children.map((c) => ({
       name,
@@ -38,9 +39,20 @@ export async function fanOut(
   if (await parent.moveToWaitingChildren(token)) throw new WaitingChildrenError();
 }
 
-/** Shards of an embed or refresh: every one is needed, so a failed shard fails the parent. */
+/**
+ * Shards of an embed or refresh. Every one is needed, but a failed shard is not left to fail the
+ * parent by itself (BullMQ's message would name only the child): the parent resumes and
+ * {@link assertNoFailedChildren} fails it with the shard's own reason.
+ */
 export function fanOutShards(parent: Job, token: string, embedQueue: Queue, shards: Shard[]): Promise<void> {
-  return fanOut(parent, token, embedQueue, 'shard', shards.map((s) => ({ key: `shard-${s.shard}`, data: s })), 'fail-parent');
+  return fanOut(parent, token, embedQueue, 'shard', shards.map((s) => ({ key: `shard-${s.shard}`, data: s })), 'ignore');
+}
+
+export async function assertNoFailedChildren(job: Job): Promise<void> {
+  const failed = Object.entries(await job.getIgnoredChildrenFailures());
+  if (failed.length === 0) return;
+  const [key, reason] = failed[0]!;
+  throw new UnrecoverableError(`${failed.length} shard(s) failed; ${key.split(':').pop()}: ${reason}`);
 }
 
 /** Trials of an autotune run: a failed trial does not fail the run (the others still count). */

@@ -9,12 +9,14 @@
  * their vectors; many → HNSW with the filter applied to widening result lists until k pass.
  */
 import { performance } from 'node:perf_hooks';
+import { getDataset } from '../catalog/catalog.ts';
+import { maskedColumns } from '../catalog/manifest.ts';
 import type { Config } from '../config.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import type { Caller, CatalogQuery } from '../sql/catalog-query.ts';
 import type { Buckets } from '../storage/buckets.ts';
 import { providerFor } from './embedding/provider-cache.ts';
-import type { ProviderName } from './embedding/provider.ts';
+import type { ProviderName, ProviderSpec } from './embedding/provider.ts';
 import { exactTopK } from './index/exact-search.ts';
 import { LoadedGeneration } from './index/hnsw-searcher.ts';
 import { collectFiltered, estimateMatchedChunks, planFilteredSearch } from './index/hybrid-plan.ts';
@@ -47,6 +49,7 @@ export interface SearchResponse {
 
 /** Most document ids a filter may select; a broader filter is not a filter worth a plan. */
 const MAX_FILTER_IDS = 1_000_000;
+const MASK = '***';
 
 export class IndexSearcher {
   private readonly cache: IndexCache<LoadedGeneration>;
@@ -94,9 +97,16 @@ export class IndexSearcher {
       }
     }
     const meta = await readChunkMeta(generationVectorFiles(root, index, gen), labels.map((l) => loaded.chunkId(l.label)));
+    const masked = await this.maskedForCaller(index, caller);
     const hits = labels.map((l) => {
       const chunkId = loaded.chunkId(l.label);
-      return { doc_id: loaded.docId(l.label), chunk_id: chunkId, score: Math.round(l.score * 1e6) / 1e6, text: meta.get(chunkId)?.text ?? '' };
+      const hit = { doc_id: loaded.docId(l.label), chunk_id: chunkId, score: Math.round(l.score * 1e6) / 1e6, text: meta.get(chunkId)?.text ?? '' };
+      return {
+        ...hit,
+        // readers see the source's PII columns masked here as in SQL (chunk ids embed the doc id)
+        ...(masked.has(index.source.id_column) ? { doc_id: MASK, chunk_id: MASK } : {}),
+        ...(masked.has(index.source.text_column) ? { text: MASK } : {}),
+      };
     });
     return { hits, took_ms: Math.round((performance.now() - started) * 10) / 10, generation: gen.id, plan, ...(matched !== undefined ? { matched_docs: matched } : {}) };
   }
@@ -106,9 +116,15 @@ export class IndexSearcher {
       if (req.vector.length !== index.embedding.dims) throw new BadRequestError(`vector has ${req.vector.length} dimensions; index ${index.name} holds ${index.embedding.dims}`);
       return Float32Array.from(req.vector);
     }
-    const provider = providerFor({ provider: index.embedding.provider as ProviderName, model: index.embedding.model }, this.config);
+    const provider = providerFor(specOf(index), this.config);
     const [v] = await provider.embed([req.query!]);
     return v!;
+  }
+
+  private async maskedForCaller(index: IndexManifest, caller: Caller): Promise<Set<string>> {
+    if (caller.role !== 'reader') return new Set();
+    const { manifest } = await getDataset(this.buckets, index.source.dataset).catch(() => ({ manifest: undefined }));
+    return new Set(manifest ? maskedColumns(manifest) : [index.source.id_column, index.source.text_column]);
   }
 
   /** The source documents the filter selects, through the sandboxed SQL every query takes. */
@@ -119,4 +135,9 @@ export class IndexSearcher {
     if (result.truncated) throw new BadRequestError(`the filter selects more than ${MAX_FILTER_IDS} documents; narrow it or search without it`);
     return new Set(result.rows.map((r) => String(r['doc_id'])));
   }
+}
+
+/** The provider an index was built with: its vectors are only comparable with the same model. */
+export function specOf(index: IndexManifest): ProviderSpec {
+  return { provider: index.embedding.provider as ProviderName, model: index.embedding.model, ...(index.embedding.url ? { url: index.embedding.url } : {}) };
 }

@@ -39,7 +39,7 @@ export async function ensureIndex(req: EnsureIndexRequest): Promise<IndexManifes
       // an existing index keeps its HNSW config: it may be a promoted one (autotune), which the
       // next build must use; a job's `hnsw` only sets up a new index
       ? { ...current, chunking: req.def.chunking, refresh_policy: req.def.refresh_policy, version: current.version + 1, updated_at: now }
-      : { ...newIndexManifest({ ...req.def, embedding: identity }, now), version: 1 };
+      : { ...newIndexManifest({ ...req.def, embedding: { ...identity, ...(req.spec.url ? { url: req.spec.url } : {}) } }, now), version: 1 };
     await lock.assertHeld();
     await writeIndexManifest(req.root, next);
     return next;

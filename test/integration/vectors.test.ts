@@ -7,9 +7,6 @@
  * continuous searches), on_append refreshes, two models side by side, provider failures, and a
  * worker force-closed mid-embed leaving neither duplicate nor missing vectors.
  *
- * Tests marked `todo` state behaviour the product does not have yet (they run, and fail, without
- * failing the suite); each names the defect.
- *
  * The offline `local` provider (USE lite, 512-d) embeds the topic corpora. Parts that need many
  * chunks or control over timing use the `openai` provider pointed at the local stand-in
  * (test/helpers/llm-stand-in.ts, hash vectors, no meaning): the 600-document corpus that reaches
@@ -490,7 +487,7 @@ describe('vector indexes', { timeout: 180_000 }, () => {
     assert.equal(writer.matched_docs, 1);
   });
 
-  it('a reader never gets a masked PII column back as hit text', { todo: 'search returns the raw chunk text to readers (see report)' }, async () => {
+  it('a reader never gets a masked PII column back as hit text', async () => {
     await uploadContacts();
     const res = await search('contacts_idx', { query: 'ada@example.com', k: 5 }, READER);
     for (const h of res.hits) assert.doesNotMatch(h.text, /@example\.com/, `a reader got ${JSON.stringify(h)}`);
@@ -505,7 +502,8 @@ describe('vector indexes', { timeout: 180_000 }, () => {
     const local = list.find((i: any) => i.name === 'notes_idx');
     const remote = list.find((i: any) => i.name === 'notes_std');
     assert.deepEqual(local.embedding, { provider: 'local', model: 'use-lite-512', dims: 512, normalized: true });
-    assert.deepEqual(remote.embedding, { provider: 'openai', model: STAND_IN_MODEL, dims: STAND_IN_DIMS, normalized: true });
+    // the URL the job named is recorded, so shards, refreshes and query embeddings use that server
+    assert.deepEqual(remote.embedding, { provider: 'openai', model: STAND_IN_MODEL, dims: STAND_IN_DIMS, normalized: true, url: standIn.url });
     assert.deepEqual(remote.source, local.source);
 
     // the stand-in's hash vectors match only identical text: the query text finds its document
@@ -555,14 +553,14 @@ describe('vector indexes', { timeout: 180_000 }, () => {
     assert.equal(ok(await get('/indexes/tiny_later'), 'GET').generation, null, 'no generation was committed');
   });
 
-  it("a shard's provider failure is named in its parent's failed reason", { todo: 'the parent says only "child <key> failed" (see report)' }, async () => {
+  it("a shard's provider failure is named in its parent's failed reason", async () => {
     const later = await embedRefusedByShard('tiny_later2', 'refuses-later-2');
     assert.equal(later.state, 'failed');
     assert.match(later.failed_reason, /openai/, `the parent's reason: ${later.failed_reason}`);
     assert.match(later.failed_reason, /refuses-later-2/, `the parent's reason: ${later.failed_reason}`);
   });
 
-  it('an index built with its own provider url embeds every shard there', { todo: 'shards ignore the embed request url (see report)' }, async () => {
+  it('an index built with its own provider url embeds every shard there', async () => {
     const other = await startLlmStandIn({ dims: STAND_IN_DIMS });
     try {
       const done = await finished((await embed({ index: 'tiny_url', dataset: 'tiny', provider: 'openai', model: 'own-url', url: other.url })).location);

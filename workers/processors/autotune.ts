@@ -11,12 +11,12 @@ import { promote } from '../../shared/autotune/promotion.ts';
 import { runAndRecordTrial, winner } from '../../shared/autotune/trial-run.ts';
 import { trialBuildDir } from '../../shared/autotune/trial.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
-import { DomainError } from '../../shared/errors.ts';
 import type { Bucket } from '../../shared/storage/buckets.ts';
 import { providerFor } from '../../shared/vectors/embedding/provider-cache.ts';
-import type { ProviderName } from '../../shared/vectors/embedding/provider.ts';
+import { specOf } from '../../shared/vectors/index-search.ts';
 import { jobTag } from '../../shared/vectors/embed-shards.ts';
 import { currentGeneration, type IndexManifest } from '../../shared/vectors/index/index-manifest.ts';
+import { isPermanent } from '../permanent-failure.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { locateIndex } from '../embed-steps.ts';
 import { fanOutTrials } from '../fan-out.ts';
@@ -41,7 +41,7 @@ export default async function autotune(job: Job, token?: string): Promise<Result
         return await orchestrate(job, token!, ctx, p);
     }
   } catch (err) {
-    if (err instanceof DomainError && err.status < 500) throw new UnrecoverableError(err.message);
+    if (isPermanent(err)) throw new UnrecoverableError((err as Error).message);
     throw err;
   }
 }
@@ -59,7 +59,7 @@ async function trial(job: Job, ctx: WorkerContext, p: z.output<typeof trialPaylo
 }
 
 function embedderOf(ctx: WorkerContext, index: IndexManifest) {
-  const provider = providerFor({ provider: index.embedding.provider as ProviderName, model: index.embedding.model }, ctx.config);
+  const provider = providerFor(specOf(index), ctx.config);
   return (texts: string[]) => provider.embed(texts);
 }
 

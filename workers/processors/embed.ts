@@ -2,11 +2,12 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { z } from 'zod';
 import { embedJobPayload, type embedResult } from '../../queues/embed.ts';
 import { getDataset } from '../../shared/catalog/catalog.ts';
-import { DomainError } from '../../shared/errors.ts';
 import { datasetChunks } from '../../shared/vectors/dataset-chunks.ts';
 import { providerFor } from '../../shared/vectors/embedding/provider-cache.ts';
 import { ensureIndex } from '../../shared/vectors/index-setup.ts';
 import { jobTag, shardVectorsName } from '../../shared/vectors/embed-shards.ts';
+import { isPermanent } from '../permanent-failure.ts';
+import { assertNoFailedChildren } from '../fan-out.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { commitNewGeneration, fullBuild, planShards, removeWork, requireIndex, runShard } from '../embed-steps.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
@@ -24,7 +25,7 @@ export default async function embed(job: Job, token?: string): Promise<z.output<
     return await orchestrate(job, token!, ctx, payload);
   } catch (err) {
     // bad input (unknown dataset or column, a model mismatch) will not get better on a retry
-    if (err instanceof DomainError && err.status < 500) throw new UnrecoverableError(err.message);
+    if (isPermanent(err)) throw new UnrecoverableError((err as Error).message);
     throw err;
   }
 }
@@ -51,6 +52,7 @@ async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: Embed
     await job.updateData(p);
     await planShards(job, token, ctx, bucket, index, chunks, 'embed');
   }
+  await assertNoFailedChildren(job);
   const files = Array.from({ length: p.shards! }, (_, s) => shardVectorsName(jobTag(job.queueName, job.id!), s));
   const index = await requireIndex(bucket, p.index);
   const { manifest, generation } = await commitNewGeneration(ctx, bucket, p.index, {

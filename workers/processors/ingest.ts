@@ -2,11 +2,11 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import fs from 'node:fs/promises';
 import type { z } from 'zod';
 import { ingestPayload, type ingestResult } from '../../queues/ingest.ts';
-import { DomainError } from '../../shared/errors.ts';
 import { claimedFile, describeClaim, settle } from '../../shared/inbox/inbox.ts';
 import { fingerprintFile } from '../../shared/ingest/fingerprint.ts';
 import { ingestSource, type ResolvedSource } from '../../shared/ingest/ingest-source.ts';
 import { markStale } from '../../shared/vectors/staleness.ts';
+import { isPermanent } from '../permanent-failure.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { datasetLockKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { jobProgress } from '../job-progress.ts';
@@ -39,9 +39,9 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
     return result;
   } catch (err) {
     // Bad input will not get better on a retry; everything else (Redis, disk, a lock) might.
-    const final = (err instanceof DomainError && err.status < 500) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const final = isPermanent(err) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     if (final && claimedInbox) await settle(ctx.buckets.primary, claimedInbox, { ok: false, error: (err as Error).message });
-    if (err instanceof DomainError && err.status < 500) throw new UnrecoverableError(err.message);
+    if (isPermanent(err)) throw new UnrecoverableError((err as Error).message);
     throw err;
   }
 }

@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { refreshPayload, type refreshResult } from '../../queues/refresh.ts';
 import { getDataset } from '../../shared/catalog/catalog.ts';
-import { DomainError } from '../../shared/errors.ts';
 import { withEntityLock } from '../../shared/redis/entity-lock.ts';
 import type { Bucket } from '../../shared/storage/buckets.ts';
 import { writeFileAtomic } from '../../shared/storage/atomic-write.ts';
@@ -17,6 +16,8 @@ import { compactVectors, writeTombstones } from '../../shared/vectors/index/tomb
 import { diffChunks, isEmptyDiff, liveChunkIds } from '../../shared/vectors/refresh-diff.ts';
 import { agentSchedulerId } from '../../queues/autotune.ts';
 import { shouldWake } from '../../shared/autotune/agent.ts';
+import { isPermanent } from '../permanent-failure.ts';
+import { assertNoFailedChildren } from '../fan-out.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { commitNewGeneration, fullBuild, locateIndex, planShards, removeWork } from '../embed-steps.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
@@ -31,7 +32,7 @@ export default async function refresh(job: Job, token?: string): Promise<Result>
   try {
     return await run(job, token!, ctx, refreshPayload.parse(job.data));
   } catch (err) {
-    if (err instanceof DomainError && err.status < 500) throw new UnrecoverableError(err.message);
+    if (isPermanent(err)) throw new UnrecoverableError((err as Error).message);
     throw err;
   }
 }
@@ -65,6 +66,7 @@ async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Pro
     await job.updateData(p);
     if (diff.toEmbed.length > 0) await planShards(job, token, ctx, bucket, index, diff.toEmbed, 'refresh');
   }
+  await assertNoFailedChildren(job);
   const removed = JSON.parse(await fs.readFile(path.join(work, REMOVED_FILE), 'utf8')) as string[];
   const newFiles = Array.from({ length: p.shards ?? 0 }, (_, s) => shardVectorsName(jobTag(job.queueName, job.id!), s));
   const outcome = await nextGeneration(job, ctx, bucket, index, removed, newFiles, p);

@@ -62,7 +62,13 @@ export const indexManifestSchema = z.object({
   created_at: z.string(),
   updated_at: z.string(),
   source: z.object({ dataset: entityName, id_column: z.string().min(1), text_column: z.string().min(1) }),
-  embedding: z.object({ provider: z.string().min(1), model: z.string().min(1), dims: positive, normalized: z.boolean() }),
+  embedding: z.object({
+    provider: z.string().min(1),
+    model: z.string().min(1),
+    dims: positive,
+    normalized: z.boolean(),
+    url: z.string().optional().describe('the embedding server this index was built against, when not the server default'),
+  }),
   chunking: z
     .object({ size: positive, overlap: count })
     .refine((c) => c.overlap < c.size, { message: 'overlap must be smaller than size', path: ['overlap'] }),
