@@ -101,16 +101,21 @@ describe('local provider (USE lite, worker threads, offline)', () => {
       worstGap = Math.max(worstGap, now - last);
       last = now;
     }, 10);
+    const started = performance.now();
     try {
       const vectors = await local.embed(passages(200));
       assert.equal(vectors.length, 200);
     } finally {
       clearInterval(ticker);
     }
+    const took = performance.now() - started;
     const after = local.stats();
     assert.equal(after.length, 2);
     for (const s of after) assert.ok(s.texts - (before.get(s.threadId) ?? 0) >= 50, `thread ${s.threadId} did too little: ${JSON.stringify(after)}`);
-    assert.ok(worstGap < 200, `the event loop stalled for ${worstGap.toFixed(0)} ms`);
+    // Embedding on the event loop would stall it for the whole call (seconds); on threads the loop
+    // only waits for the scheduler. The bound is relative so a loaded machine does not fail it.
+    assert.ok(took > 1_000, `200 passages took ${took.toFixed(0)} ms: too quick to tell`);
+    assert.ok(worstGap < took / 4, `the event loop stalled for ${worstGap.toFixed(0)} ms of ${took.toFixed(0)} ms`);
   });
 
   it('stops waiting when the caller aborts', async () => {
@@ -290,12 +295,12 @@ describe('remote providers against a local stand-in server', { skip: await loopb
   });
 
   it('times out a slow answer, retrying it as transient', async () => {
-    standIn.script({ delayMs: 3_000 }, { delayMs: 3_000 });
+    standIn.script({ delayMs: 4_000 }, { delayMs: 4_000 });
     const started = performance.now();
     const err = await failure(openai({ timeoutMs: 200, maxRetries: 1 }));
     assert.match(err.message, /^openai embedding model "text-embedding-3-small" at http:\/\/127\.0\.0\.1:\d+: no answer within 200 ms \(2 attempts\)$/);
     assert.equal(standIn.requests.length, 2);
-    assert.ok(performance.now() - started < 2_500, 'the timeout did not cut the wait short');
+    assert.ok(performance.now() - started < 5_000, 'the timeout did not cut the wait short (without it: 8 s)');
   });
 
   it('stops at once when the caller aborts, without retrying', async () => {
