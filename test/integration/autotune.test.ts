@@ -576,5 +576,9 @@ describe('autotune', { timeout: 180_000 }, () => {
       assert.equal(bad.code, 2, `lakehouse ${args.join(' ')}: ${bad.stderr}`);
       assert.match(bad.stderr, /Run `lakehouse autotune --help` for usage/);
     }
+    const help = await run(['autotune', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: lakehouse autotune INDEX /);
+    assert.match((await run(['--help'])).stdout, /^  autotune\s+try HNSW configs/m);
   });
 });
