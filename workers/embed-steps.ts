@@ -71,7 +71,9 @@ export async function runShard(job: Job, ctx: WorkerContext, s: ShardData): Prom
   const provider = providerFor({ provider: s.provider, ...(s.model ? { model: s.model } : {}), ...(s.url ? { url: s.url } : {}) }, ctx.config);
   const parentQueue = ctx.queue(s.parent_queue);
   const outcome = await embedShard({
-    chunks, provider, dims: index.embedding.dims, out, batch: 64, progress: jobProgress(job),
+    chunks, provider, dims: index.embedding.dims, out, progress: jobProgress(job),
+    // one call feeds every local thread a full sub-batch (remote providers split it into requests)
+    batch: ctx.config.embedding.batchSize * ctx.config.embedding.localThreads,
     onBatch: (n) => reportShardBatch(ctx.redis, ctx.config.queuePrefix, parentQueue, s.parent_job, n, s.chunks_total, s.started_at).catch(() => {}),
   });
   return { shard: s.shard, rows: outcome.rows, file };

@@ -6,7 +6,7 @@
  *
  * Hybrid: `filter` is a SQL boolean expression over the source dataset, run through the same
  * sandboxed, audited, role-masked SQL as /query. Few matching documents → exact cosine over just
- * their vectors; many → HNSW with the filter applied to widening result lists until k pass.
+ * their vectors; many → HNSW with the filter applied inside the graph walk, ef widened until k pass.
  */
 import { performance } from 'node:perf_hooks';
 import { getDataset } from '../catalog/catalog.ts';
@@ -19,7 +19,7 @@ import { providerFor } from './embedding/provider-cache.ts';
 import type { ProviderName, ProviderSpec } from './embedding/provider.ts';
 import { exactTopK } from './index/exact-search.ts';
 import { LoadedGeneration } from './index/hnsw-searcher.ts';
-import { collectFiltered, estimateMatchedChunks, planFilteredSearch } from './index/hybrid-plan.ts';
+import { estimateMatchedChunks, planFilteredSearch, widenUntil } from './index/hybrid-plan.ts';
 import { IndexCache } from './index/index-cache.ts';
 import { currentGeneration, generationDir, generationVectorFiles, readIndexManifest, type IndexManifest } from './index/index-manifest.ts';
 import { readChunkMeta } from './index/vectors-parquet.ts';
@@ -93,7 +93,9 @@ export class IndexSearcher {
         labels = exactTopK(vector, loaded.vectors(candidates), index.embedding.dims, req.k).map((r) => ({ label: candidates[r.index]!, score: r.score }));
       } else {
         plan = 'hnsw-filtered';
-        labels = collectFiltered(choice.widths, req.k, (w) => loaded.search(vector, w, Math.max(ef, w)), (h) => docs.has(loaded.docId(h.label)));
+        // the filter applies inside the graph walk; if that finds fewer than k, widen ef and walk again
+        const keep = (label: number) => docs.has(loaded.docId(label));
+        labels = widenUntil(choice.widths, req.k, (width) => loaded.search(vector, req.k, Math.max(ef, width), keep));
       }
     }
     const meta = await readChunkMeta(generationVectorFiles(root, index, gen), labels.map((l) => loaded.chunkId(l.label)));

@@ -38,7 +38,11 @@ export async function ensureIndex(req: EnsureIndexRequest): Promise<IndexManifes
     const next: IndexManifest = current
       // an existing index keeps its HNSW config: it may be a promoted one (autotune), which the
       // next build must use; a job's `hnsw` only sets up a new index
-      ? { ...current, chunking: req.def.chunking, refresh_policy: req.def.refresh_policy, version: current.version + 1, updated_at: now }
+      ? {
+          ...current, chunking: req.def.chunking, refresh_policy: req.def.refresh_policy, version: current.version + 1, updated_at: now,
+          // the same model may be served from another address now: shards and searches follow it
+          ...(req.spec.url ? { embedding: { ...current.embedding, url: req.spec.url } } : {}),
+        }
       : { ...newIndexManifest({ ...req.def, embedding: { ...identity, ...(req.spec.url ? { url: req.spec.url } : {}) } }, now), version: 1 };
     await lock.assertHeld();
     await writeIndexManifest(req.root, next);

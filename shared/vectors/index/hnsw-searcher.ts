@@ -86,14 +86,16 @@ export class LoadedGeneration {
   /**
    * The `k` nearest live vectors, best first. `k` is clamped to the live vectors (hnswlib throws
    * above the graph's size and returns no more than the live ones); ef is raised to k when
-   * smaller, as hnswlib would.
+   * smaller, as hnswlib would. With `keep`, only labels it accepts are returned.
    */
-  search(vector: Float32Array, k: number, ef?: number): LabelHit[] {
+  search(vector: Float32Array, k: number, ef?: number, keep?: (label: number) => boolean): LabelHit[] {
     if (vector.length !== this.meta.dims) throw new BadRequestError(`query vector has ${vector.length} dimensions, the index has ${this.meta.dims}`);
     const n = Math.min(Math.floor(k), this.liveCount);
     if (n <= 0) return [];
     this.index.setEf(Math.max(ef ?? this.efSearch, n));
-    const { distances, neighbors } = this.index.searchKnn(Array.from(vector), n);
+    // `keep` filters inside the graph walk (hnswlib skips rejected labels as it goes), which finds
+    // the nearest matches far better than filtering a fixed candidate list afterwards
+    const { distances, neighbors } = keep ? this.index.searchKnn(Array.from(vector), n, keep) : this.index.searchKnn(Array.from(vector), n);
     return neighbors.map((label, i) => ({ label, score: 1 - distances[i]! }));
   }
 

@@ -63,16 +63,16 @@ export function wideningSchedule(k: number, total: number, selectivity = 1): num
 }
 
 /**
- * Runs a schedule: `search(width)` returns candidates best first; the first `k` that `keep`
- * accepts are returned as soon as a width yields k of them, or whatever the widest search kept.
+ * Runs a filtered search with each width (an ef) in turn until it returns k hits: the filter
+ * applies inside the graph walk, and a walk too narrow for a selective filter finds fewer.
  */
-export function collectFiltered<H>(widths: readonly number[], k: number, search: (width: number) => H[], keep: (hit: H) => boolean): H[] {
-  let kept: H[] = [];
+export function widenUntil<H>(widths: readonly number[], k: number, search: (width: number) => H[]): H[] {
+  let hits: H[] = [];
   for (const width of widths) {
-    kept = search(width).filter(keep);
-    if (kept.length >= k) break;
+    hits = search(width);
+    if (hits.length >= k) break;
   }
-  return kept.slice(0, k);
+  return hits;
 }
 
 /** Chunks a filter matching `matchedDocs` documents is expected to cover, from the index's average. */
