@@ -48,7 +48,3 @@ export async function runAndRecordTrial(req: TrialRequest): Promise<TrialRecord>
   return (await appendTrial(req.root, req.index, record)).record;
 }
 
-/** The winner of a set of trials: highest recall, then lowest p50. */
-export function winner(trials: readonly TrialRecord[]): TrialRecord | undefined {
-  return [...trials].sort((a, b) => b.recall - a.recall || a.p50_ms - b.p50_ms)[0];
-}

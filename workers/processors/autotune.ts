@@ -1,14 +1,14 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { Job, UnrecoverableError } from 'bullmq';
 import fs from 'node:fs/promises';
 import type { z } from 'zod';
 import { autotuneJobPayload, type autotuneResult, type trialPayload } from '../../queues/autotune.ts';
 import { activateConfig } from '../../shared/autotune/activate.ts';
-import { agentGate, proposeNext } from '../../shared/autotune/agent.ts';
+import { agentGate, bestTrial, proposeNext } from '../../shared/autotune/agent.ts';
 import { generateEvalSet, listEvalSets, readEvalSet, saveEvalSet, suppliedEvalSet } from '../../shared/autotune/evalset.ts';
 import { configKey, DEFAULT_GRID, type HnswConfig } from '../../shared/autotune/hnsw-config.ts';
 import { findTrial, listTrials, MAX_TRIAL_LIMIT, trialId, type TrialRecord } from '../../shared/autotune/journal.ts';
 import { promote } from '../../shared/autotune/promotion.ts';
-import { runAndRecordTrial, winner } from '../../shared/autotune/trial-run.ts';
+import { runAndRecordTrial } from '../../shared/autotune/trial-run.ts';
 import { trialBuildDir } from '../../shared/autotune/trial.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import type { Bucket } from '../../shared/storage/buckets.ts';
@@ -31,8 +31,11 @@ export default async function autotune(job: Job, token?: string): Promise<Result
   const p = autotuneJobPayload.parse(job.data);
   try {
     switch (p.kind) {
-      case 'trial':
-        return summary(await trial(job, ctx, p));
+      case 'trial': {
+        const record = await trial(job, ctx, p);
+        await reportTrialDone(ctx, job);
+        return summary(record);
+      }
       case 'evalset':
         return await makeEvalSet(ctx, p);
       case 'agent':
@@ -48,6 +51,17 @@ export default async function autotune(job: Job, token?: string): Promise<Result
 
 function summary(t: TrialRecord) {
   return { trial_id: t.trial_id, config: t.config, recall: t.recall, p50_ms: t.p50_ms, p95_ms: t.p95_ms, build_seconds: t.build_seconds };
+}
+
+/** The autotune run's progress: trials done of its trials (each trial is a child job). */
+async function reportTrialDone(ctx: WorkerContext, job: Job): Promise<void> {
+  const parentId = job.parent?.id;
+  const parent = parentId ? await Job.fromId(ctx.queue('autotune'), parentId) : undefined;
+  if (!parent) return;
+  const c = await parent.getDependenciesCount();
+  const done = (c.processed ?? 0) + (c.failed ?? 0) + (c.ignored ?? 0) + 1; // this one is not counted yet
+  const total = done - 1 + (c.unprocessed ?? 0);
+  await parent.updateProgress({ percent: Math.round((Math.min(done / Math.max(total, 1), 1) * 95) * 10) / 10, phase: 'trials', trials_done: Math.min(done, total), trials_total: total });
 }
 
 async function trial(job: Job, ctx: WorkerContext, p: z.output<typeof trialPayload>): Promise<TrialRecord> {
@@ -89,7 +103,7 @@ async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: Extra
     })));
   }
   const trials = (await Promise.all(grid.map((c) => findTrial(bucket.root, p.index, trialId(c, tag))))).filter((t): t is TrialRecord => t !== undefined);
-  const best = winner(trials);
+  const best = bestTrial(trials); // highest recall, then lowest p50 (the agent's champion rule)
   const decided = await decide(ctx, bucket, p, best);
   await Promise.all(trials.filter((t) => t !== best || !decided.promoted).map((t) => fs.rm(trialBuildDir(bucket.root, p.index, t.trial_id), { recursive: true, force: true })));
   return { index: p.index, evalset: p.evalset_id!, trials: trials.map(summary), winner: best ? summary(best) : null, ...decided };
@@ -122,9 +136,19 @@ async function agentTick(job: Job, ctx: WorkerContext, p: Extract<Payload, { kin
   if (!gate.ok) return { ran: false, reason: `${gate.reason}: next trial after ${new Date(gate.retry_at).toISOString()}` };
   const config: HnswConfig | undefined = proposeNext({ journal, seed: 1 });
   if (!config) return { ran: false, reason: 'every config near the champion has been tried' };
-  const evalset = p.evalset ?? (await listEvalSets(bucket.root, p.index)).at(-1)?.id ?? (await ensureGeneratedSet(ctx, bucket, index, `es-agent-${p.index}`.replace(/_/g, '-'), 100, p.k));
+  const evalset = p.evalset ?? (await agentEvalSet(ctx, bucket, index, p.k));
   const record = await runAndRecordTrial({ root: bucket.root, index: p.index, evalset, config, k: p.k, by: 'agent', jobTag: jobTag(job.queueName, job.id!), jobId: job.id!, progress: jobProgress(job) });
   await fs.rm(trialBuildDir(bucket.root, p.index, record.trial_id), { recursive: true, force: true }); // promote by hand rebuilds it
   return { ran: true, reason: `tried ${configKey(config)}`, trial: summary(record) };
 }
 
+
+/**
+ * The eval set the agent measures on: the newest generated one over the current vectors deep
+ * enough for k; otherwise a fresh one (a supplied set of a few queries would tune to noise).
+ */
+async function agentEvalSet(ctx: WorkerContext, bucket: Bucket, index: IndexManifest, k: number): Promise<string> {
+  const gen = currentGeneration(index)!;
+  const fit = (await listEvalSets(bucket.root, index.name)).filter((s) => s.kind === 'generated' && s.k >= k && s.generation === gen.id).at(-1);
+  return fit?.id ?? ensureGeneratedSet(ctx, bucket, index, `es-agent-${index.name.replace(/_/g, '-')}-g${gen.id}`, 100, k);
+}
