@@ -4,17 +4,9 @@
  * HNSW and would understate recall). The same as test/unit/hnsw-index.test.ts's generator, with
  * the count, dimension and topics as parameters: the same seed gives the same vectors.
  */
+import { mulberry32 as prng } from '../../shared/random.ts';
 
-/** mulberry32: a small seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { BadRequestError } from '../errors.ts';
 import { configKey, HNSW_BOUNDS, type HnswConfig } from './hnsw-config.ts';
+import { mulberry32 } from '../random.ts';
 
 export type HnswBounds = Record<keyof HnswConfig, { min: number; max: number }>;
 
@@ -163,13 +164,3 @@ function journalSeed(seed: number, journal: readonly TrialOutcome[]): number {
   return createHash('sha256').update(`${seed}\n${journal.length}\n${keys.join('\n')}`).digest().readUInt32BE(0);
 }
 
-/** mulberry32: small, seedable, good enough to pick configs. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

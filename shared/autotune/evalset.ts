@@ -33,6 +33,7 @@ import {
 } from '../vectors/index/index-manifest.ts';
 import { compactVectors } from '../vectors/index/tombstones.ts';
 import { countVectors, readChunkMeta, readVectorBatches } from '../vectors/index/vectors-parquet.ts';
+import { mulberry32 as prng } from '../random.ts';
 
 export const EVALSETS_DIR = 'evalsets';
 /** Queries per set: each costs a brute-force pass over the vectors and `dims` numbers of JSON. */
@@ -344,13 +345,3 @@ function sample<T>(items: readonly T[], n: number, rand: () => number): T[] {
   return samplePositions(items.length, n, rand).map((i) => items[i]!);
 }
 
-/** mulberry32: small, seeded, and the same on every platform. */
-function prng(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -33,6 +33,7 @@ import {
 } from '../../shared/vectors/index/index-manifest.ts';
 import { writeTombstones } from '../../shared/vectors/index/tombstones.ts';
 import { writeVectorsParquet, type VectorRow } from '../../shared/vectors/index/vectors-parquet.ts';
+import { mulberry32 as prng } from '../../shared/random.ts';
 
 const N = 1000;
 const DIMS = 32;
@@ -40,16 +41,6 @@ const TOPICS = 10;
 const CHUNKS_PER_DOC = 4;
 const INDEX = 'autotune_idx';
 
-/** mulberry32: a small seeded PRNG, so every run has the same data and the same graphs. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(5);
 const gaussian = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

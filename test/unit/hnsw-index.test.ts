@@ -19,6 +19,7 @@ import { exactThreshold, planFilteredSearch, wideningSchedule, widenUntil } from
 import { IndexCache } from '../../shared/vectors/index/index-cache.ts';
 import { generationDir, indexDir, vectorsDir } from '../../shared/vectors/index/index-manifest.ts';
 import { readChunkMeta, readVectorsByDocIds, writeVectorsParquet, type VectorRow } from '../../shared/vectors/index/vectors-parquet.ts';
+import { mulberry32 as prng } from '../../shared/random.ts';
 
 const N = 20_000;
 const DIMS = 64;
@@ -26,16 +27,6 @@ const TOPICS = 20;
 const QUERIES = 200;
 const INDEX = 'recall_idx';
 
-/** mulberry32: a small seeded PRNG, so every run builds the same data and the same graph. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

@@ -24,20 +24,12 @@ import { compactVectors, writeTombstones } from '../../shared/vectors/index/tomb
 import { readChunkMeta, writeVectorsParquet, type VectorRow } from '../../shared/vectors/index/vectors-parquet.ts';
 import { liveChunkIds } from '../../shared/vectors/refresh-diff.ts';
 import { sqlString as q, withDuckDB } from '../helpers/duckdb.ts';
+import { mulberry32 as prng } from '../../shared/random.ts';
 
 const DIMS = 32;
 const INDEX = 'extend_idx';
 const CHUNKS_PER_DOC = 4;
 
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(11);
 
