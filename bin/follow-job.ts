@@ -15,7 +15,11 @@ export interface Enqueued {
   state: string;
 }
 
-export async function followJob(client: ApiClient, job: Enqueued): Promise<number> {
+/** How a finished job's result is printed: JSON unless a command renders it its own way. */
+export type ResultPrinter = (result: unknown) => string;
+const asJson: ResultPrinter = (result) => `${JSON.stringify(result, null, 2)}\n`;
+
+export async function followJob(client: ApiClient, job: Enqueued, print: ResultPrinter = asJson): Promise<number> {
   const res = await client.fetch(`/jobs/${job.queue}/${encodeURIComponent(job.id)}/events`, { headers: { accept: 'text/event-stream' } });
   if (!res.body) throw new CliError('the API sent no event stream');
   const bar = new ProgressBar(`${job.queue} ${job.id}`);
@@ -33,7 +37,7 @@ export async function followJob(client: ApiClient, job: Enqueued): Promise<numbe
     } else if (event === 'completed') {
       bar.update(100);
       bar.finish();
-      process.stdout.write(`${JSON.stringify(body['result'], null, 2)}\n`);
+      process.stdout.write(print(body['result']));
       return 0;
     } else if (event === 'failed') {
       bar.finish();

@@ -74,6 +74,9 @@ interface Probes {
   scanSeconds: number;
   /** LoadedGeneration.load of a 50k generation (gen-1): readIndex + labels.parquet. */
   loadSeconds: number;
+  /** writeIndex of gen-1's graph (m 16) to a scratch file, and that file's fsync. */
+  writeSeconds: number;
+  fsyncSeconds: number;
 }
 
 async function redisFacts(admin: Redis): Promise<{ version: string; policy: string }> {
@@ -95,18 +98,21 @@ function probeThread(task: ProbeTask): Promise<Probes> {
     const thread = startTsWorker(new URL('./thread-probe.ts', import.meta.url), { workerData: task });
     thread.on('message', (m: ProbeMessage) => {
       if (m.type === 'ready') ready = since(t0);
-      else resolve({ threadStartSeconds: ready, scanSeconds: m.scanSeconds, loadSeconds: m.loadSeconds });
+      else resolve({ threadStartSeconds: ready, scanSeconds: m.scanSeconds, loadSeconds: m.loadSeconds, writeSeconds: m.writeSeconds, fsyncSeconds: m.fsyncSeconds });
     });
     thread.once('error', reject);
     thread.once('exit', (code) => reject(new Error(`the probe thread exited with code ${code} before reporting`)));
   });
 }
 
-async function probes(idx: BenchIndex, genDir: string): Promise<Probes & { runs: Probes[] }> {
+async function probes(idx: BenchIndex, genDir: string, scratchFile: string): Promise<Probes & { runs: Probes[] }> {
   const runs: Probes[] = [];
-  for (let i = 0; i < PROBES; i++) runs.push(await probeThread({ files: [idx.vectorsFile], dims: idx.dims, genDir }));
+  for (let i = 0; i < PROBES; i++) runs.push(await probeThread({ files: [idx.vectorsFile], dims: idx.dims, genDir, scratchFile }));
   const m = (f: (p: Probes) => number) => median(runs.map(f));
-  return { threadStartSeconds: m((p) => p.threadStartSeconds), scanSeconds: m((p) => p.scanSeconds), loadSeconds: m((p) => p.loadSeconds), runs };
+  return {
+    threadStartSeconds: m((p) => p.threadStartSeconds), scanSeconds: m((p) => p.scanSeconds), loadSeconds: m((p) => p.loadSeconds),
+    writeSeconds: m((p) => p.writeSeconds), fsyncSeconds: m((p) => p.fsyncSeconds), runs,
+  };
 }
 
 /** The brute force of the eval set's ground truth on in-memory vectors, and whether it agrees with the set's. */
@@ -138,7 +144,9 @@ export function overhead(r: Pick<Round, 'ours' | 'raw'>, p: Probes): Overhead {
     'eval set save + fan-out of 7 trial jobs (→ waiting-children)': s(m.evalsetDone, m.waitingChildren),
     'job hops: parent → first trial, between trials, last trial → parent': s(m.waitingChildren, trials[0]!.processedOn) + sum(gaps) + s(trials.at(-1)!.finishedOn, m.active2),
     [`builds: Parquet reads (probe: ${n} × ${fixed(p.scanSeconds)} s)`]: n * p.scanSeconds,
-    'builds: the rest (graph + labels.parquet written, fsync, rename; insert noise)': buildExtra - n * p.scanSeconds,
+    [`builds: graph file written (probe, m 16 graph: ${n} × ${fixed(p.writeSeconds)} s)`]: n * p.writeSeconds,
+    [`builds: graph file fsynced (probe: ${n} × ${fixed(p.fsyncSeconds)} s)`]: n * p.fsyncSeconds,
+    'builds: the rest (labels.parquet + meta written and fsynced, rename; insert noise)': buildExtra - n * (p.scanSeconds + p.writeSeconds + p.fsyncSeconds),
     [`trial threads: start-up + module load (probe: ${n} × ${fixed(p.threadStartSeconds)} s)`]: n * p.threadStartSeconds,
     [`trial threads: generation load (probe: ${n} × ${fixed(p.loadSeconds)} s)`]: n * p.loadSeconds,
     'trials: the rest (eval set + journal reads, thread exit, search noise, journal append)': outsideBuild - n * (p.threadStartSeconds + p.loadSeconds),
@@ -204,7 +212,7 @@ function overheadTable(o: Overhead): string {
   return out.join('\n');
 }
 
-async function runRounds(s: AutotuneBenchSettings, cluster: Cluster, admin: Redis): Promise<{ idx: BenchIndex; rounds: Round[]; probe: Probes & { runs: Probes[] }; evalsetAgree: number }> {
+async function runRounds(s: AutotuneBenchSettings, cluster: Cluster, admin: Redis, tmp: string): Promise<{ idx: BenchIndex; rounds: Round[]; probe: Probes & { runs: Probes[] }; evalsetAgree: number }> {
   const api = await cluster.api('autotune');
   say(`writing the index: ${s.BENCH_AUTOTUNE_VECTORS.toLocaleString('en-US')} × ${s.BENCH_AUTOTUNE_DIMS} vectors, Parquet, gen-1 (m ${GEN1_HNSW.m}, efC ${GEN1_HNSW.ef_construction})…`);
   const idx = await createBenchIndex(api, s.BENCH_AUTOTUNE_VECTORS, s.BENCH_AUTOTUNE_DIMS, s.BENCH_AUTOTUNE_SEED);
@@ -212,8 +220,8 @@ async function runRounds(s: AutotuneBenchSettings, cluster: Cluster, admin: Redi
   // probed now, while gen-1 is the generation (promotion may prune it later); the worker is not up yet
   const genDir = generationDir(api.running.deps.buckets.primary, INDEX, 1);
   say(`probing a trial thread's start-up, Parquet scan and generation load (${PROBES}×)…`);
-  const probe = await probes(idx, genDir);
-  say(`  thread start ${fixed(probe.threadStartSeconds)} s, scan ${fixed(probe.scanSeconds)} s, load ${fixed(probe.loadSeconds)} s`);
+  const probe = await probes(idx, genDir, path.join(tmp, 'probe-graph.bin'));
+  say(`  thread start ${fixed(probe.threadStartSeconds)} s, scan ${fixed(probe.scanSeconds)} s, load ${fixed(probe.loadSeconds)} s, graph write ${fixed(probe.writeSeconds)} s + fsync ${fixed(probe.fsyncSeconds)} s`);
   await cluster.worker(api, 'autotune worker', 'autotune', 1);
   const meter = () => startCpuMeter(async () => (await redisCpuSeconds(admin)) + (await descendantsCpuSeconds()));
   const rounds: Round[] = [];
@@ -304,7 +312,7 @@ export async function run(): Promise<BenchReport> {
   try {
     const redis = await redisFacts(admin);
     cluster = await Cluster.create(s.REDIS_URL, admin, path.join(tmp, 'data'));
-    const { idx, rounds, probe, evalsetAgree } = await runRounds(s, cluster, admin);
+    const { idx, rounds, probe, evalsetAgree } = await runRounds(s, cluster, admin, tmp);
     const lines = configLines(rounds);
     const overheads = rounds.map((r) => overhead(r, probe));
     const ratios = overheads.map((o) => o.ratio);
@@ -318,6 +326,8 @@ export async function run(): Promise<BenchReport> {
     out.push(`● = on the recall/p50 frontier (no other config has higher-or-equal recall at lower-or-equal p50). Medians over ${rounds.length} round(s).`);
     out.push(`Winner (ours): ${rounds.map((r) => `${r.ours.winner ?? 'none'} — ${r.ours.reason}`).join(' | ')}`, '');
     out.push(`**Overhead ratio (our wall time ÷ raw total): ${fixed(ratio, 3)}×** (per round: ${ratios.map((x) => fixed(x, 3)).join(', ')}; target ≤ ${MAX_OVERHEAD}×: ${ratio <= MAX_OVERHEAD ? 'PASS' : 'FAIL'}). Ours ${overheads.map((o) => fixed(o.ours)).join(', ')} s; raw ${overheads.map((o) => fixed(o.raw)).join(', ')} s.`, '');
+    const withoutTruth = median(rounds.map((r) => (r.ours.wallSeconds - r.exactSeconds) / r.raw.seconds));
+    out.push(`Context: less the brute force a by-hand run would need too (raw exactTopK, ${rounds.map((r) => fixed(r.exactSeconds)).join(', ')} s), ours ÷ raw is ${fixed(withoutTruth, 3)}×.`, '');
     out.push(`Where it goes (round ${overheads.indexOf(mid) + 1}, the median one):`, '', overheadTable(mid), '');
     process.stdout.write(`${out.join('\n')}\n`);
 
@@ -328,7 +338,7 @@ export async function run(): Promise<BenchReport> {
       `Topology: the API in this process (startApi, HTTP on 127.0.0.1; the client polls GET /jobs/autotune/<id> every 50 ms); one worker process \`lakehouse worker --queues autotune --concurrency 1\` (pid-separate from this one), so the parent and its 7 trial jobs run one at a time, each trial in one worker thread of that process (hnswlib single-threaded; DuckDB's Parquet scan may use more threads). Raw: this process's main thread, with the worker process idle. Everything shares ${os.availableParallelism()} cores with redis-server.`,
       `Eval set: generated by the job (seed 1): ${r0.ours.evalset.queries.length} queries sampled from the index's own chunks, ground truth the exact top ${r0.ours.evalset.k}; the raw side read it from ${path.join('<index dir>', 'evalsets', `${r0.ours.evalset.id}.json`)}. An independent brute force here (exactTopK over the in-memory vectors) agreed with its ground truth on ${evalsetAgree} of ${r0.ours.evalset.queries.length} queries (exact ties can order differently).`,
       `Same graphs: both sides insert the same vectors in the same order with level seed 100, so recall should match to the last digit: it did for ${sameRecall} of ${lines.length} configs. p50s differ by measurement context only (ours in a worker thread of another process via LoadedGeneration.search — setEf per call, Float32Array → array; raw searchKnn on plain arrays).`,
-      `Probes (a fresh thread each, ${PROBES} runs, medians): thread start-up with trial.ts's modules ${fixed(probe.threadStartSeconds)} s; countVectors + full readVectorBatches scan ${fixed(probe.scanSeconds)} s; LoadedGeneration.load of a ${s.BENCH_AUTOTUNE_VECTORS.toLocaleString('en-US')}-vector generation ${fixed(probe.loadSeconds)} s. The breakdown charges these per trial; "the rest" rows are what the timestamps leave after them (noise of single-shot builds and searches included, so a small negative value is possible).`,
+      `Probes (a fresh thread each, ${PROBES} runs, medians): thread start-up with trial.ts's modules ${fixed(probe.threadStartSeconds)} s; countVectors + full readVectorBatches scan ${fixed(probe.scanSeconds)} s; LoadedGeneration.load of a ${s.BENCH_AUTOTUNE_VECTORS.toLocaleString('en-US')}-vector generation ${fixed(probe.loadSeconds)} s; writeIndex of its graph (m ${GEN1_HNSW.m}; the grid's m 8 and m 32 graphs are smaller and larger) ${fixed(probe.writeSeconds)} s, then fsync ${fixed(probe.fsyncSeconds)} s. The breakdown charges these per trial; "the rest" rows are what the timestamps leave after them (noise of single-shot builds and searches included, so a small negative value is possible).`,
       `CPU seconds per round — ours: worker process ${rounds.map((r) => fixed(r.cpu.oursWorker, 1)).join(', ')}, this process (API + polling) ${rounds.map((r) => fixed(r.cpu.oursBench, 1)).join(', ')}, redis ${rounds.map((r) => fixed(r.cpu.oursRedis, 1)).join(', ')}; raw: ${rounds.map((r) => fixed(r.cpu.raw, 1)).join(', ')}.`,
       `Rounds: ${rounds.length} (BENCH_AUTOTUNE_ROUNDS); order per round: ${rounds.map((r) => r.order.join('→')).join(', ')}. Each ours round is a new autotune job on the same index (a later round's eval set samples the same chunks: same seed, same vectors files). The queue prefix (one, lhbench-autotune-<hex>) is kept for all rounds and deleted at the end; the "fresh Redis prefix" line under the table is the queue bench's convention.`,
       `The 1-minute load average was ${fixed(loadAtStart, 1)} before the bench started. 'cores busy with other processes' counts machine CPU minus this process's, its children's (the worker process) and redis-server's.`,
@@ -342,6 +352,7 @@ export async function run(): Promise<BenchReport> {
       notes,
       overhead_ratio: Number(fixed(ratio, 3)),
       overhead_ratio_per_round: ratios.map((x) => Number(fixed(x, 3))),
+      overhead_ratio_less_brute_force: Number(fixed(withoutTruth, 3)),
       configs: lines,
       overhead: overheads,
       probes: probe,

@@ -5,11 +5,9 @@
  */
 import { ApiClient } from '../api-client.ts';
 import { CLIENT_OPTIONS, CLIENT_USAGE, parseCommandArgs, positiveInt } from '../args.ts';
-import { CliError, UsageError } from '../cli-errors.ts';
+import { UsageError } from '../cli-errors.ts';
 import { resolveClientConfig } from '../client-config.ts';
-import type { Enqueued } from '../follow-job.ts';
-import { ProgressBar } from '../progress-bar.ts';
-import { readEvents } from '../sse.ts';
+import { followJob, type Enqueued } from '../follow-job.ts';
 import { formatTable } from '../text-table.ts';
 
 export const usage = `Usage: lakehouse autotune INDEX [--k N] [--min-recall R] [--grid JSON] [--evalset ID]
@@ -85,7 +83,7 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   process.stderr.write(`${job.queue} job ${job.id} queued\n`);
-  return follow(client, job);
+  return followJob(client, job, (result) => render(result as AutotuneResult));
 }
 
 function fraction(value: string): number {
@@ -107,45 +105,6 @@ function grid(value: string): unknown[] {
 }
 
 /** follow-job.ts's loop, ending in the trials table instead of the result's JSON. */
-async function follow(client: ApiClient, job: Enqueued): Promise<number> {
-  const res = await client.fetch(`/jobs/${job.queue}/${encodeURIComponent(job.id)}/events`, { headers: { accept: 'text/event-stream' } });
-  if (!res.body) throw new CliError('the API sent no event stream');
-  const bar = new ProgressBar(`${job.queue} ${job.id}`);
-  for await (const { event, data } of readEvents(res.body)) {
-    const body = JSON.parse(data) as Record<string, unknown>;
-    if (event === 'state' || event === 'progress') {
-      const progress = percentOf(event === 'state' ? body['progress'] : body);
-      if (progress !== undefined && progress.percent > 0) bar.update(progress.percent, progress.detail);
-      else if (event === 'state') bar.status(String(body['state']));
-    } else if (event === 'active') {
-      bar.status('active');
-    } else if (event === 'completed') {
-      bar.update(100);
-      bar.finish();
-      process.stdout.write(render(body['result'] as AutotuneResult));
-      return 0;
-    } else if (event === 'failed') {
-      bar.finish();
-      process.stderr.write(`${job.queue} job ${job.id} failed: ${String(body['reason'])}\n`);
-      return 1;
-    }
-  }
-  bar.finish();
-  throw new CliError(
-    `the event stream ended before ${job.queue} job ${job.id} finished (the API stopped?); ` +
-      `see \`lakehouse jobs ${job.queue}\` or GET /jobs/${job.queue}/${job.id}`,
-  );
-}
-
-function percentOf(progress: unknown): { percent: number; detail: Record<string, unknown> } | undefined {
-  if (typeof progress === 'number') return { percent: progress, detail: {} };
-  if (progress && typeof progress === 'object' && typeof (progress as { percent?: unknown }).percent === 'number') {
-    const { percent, ...detail } = progress as { percent: number };
-    return { percent, detail };
-  }
-  return undefined;
-}
-
 export function render(result: AutotuneResult): string {
   const marked = result.winner !== null;
   const rows = result.trials.map((t) => [

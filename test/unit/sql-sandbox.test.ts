@@ -4,7 +4,6 @@
  * Parquet fixtures are written by a separate, unsandboxed DuckDB.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
