@@ -146,7 +146,7 @@ export function overhead(r: Pick<Round, 'ours' | 'raw'>, p: Probes): Overhead {
     [`builds: Parquet reads (probe: ${n} × ${fixed(p.scanSeconds)} s)`]: n * p.scanSeconds,
     [`builds: graph file written (probe, m 16 graph: ${n} × ${fixed(p.writeSeconds)} s)`]: n * p.writeSeconds,
     [`builds: graph file fsynced (probe: ${n} × ${fixed(p.fsyncSeconds)} s)`]: n * p.fsyncSeconds,
-    'builds: the rest (labels.parquet + meta written and fsynced, rename; insert noise)': buildExtra - n * (p.scanSeconds + p.writeSeconds + p.fsyncSeconds),
+    'builds: the rest (inserts fed by a streaming DuckDB scan, not from memory; labels.parquet + meta written and fsynced; rename; contention, noise)': buildExtra - n * (p.scanSeconds + p.writeSeconds + p.fsyncSeconds),
     [`trial threads: start-up + module load (probe: ${n} × ${fixed(p.threadStartSeconds)} s)`]: n * p.threadStartSeconds,
     [`trial threads: generation load (probe: ${n} × ${fixed(p.loadSeconds)} s)`]: n * p.loadSeconds,
     'trials: the rest (eval set + journal reads, thread exit, search noise, journal append)': outsideBuild - n * (p.threadStartSeconds + p.loadSeconds),
