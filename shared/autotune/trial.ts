@@ -12,6 +12,7 @@ import path from 'node:path';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import { noProgress, type ProgressFn } from '../progress.ts';
 import type { DataRoot } from '../storage/data-root.ts';
+import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from '../threads/ts-worker.ts';
 import { buildGeneration } from '../vectors/index/hnsw-build.ts';
 import { LoadedGeneration } from '../vectors/index/hnsw-searcher.ts';
@@ -151,24 +152,52 @@ export type TrialThreadMessage =
   | { type: 'done'; result: TrialMeasure }
   | { type: 'failed'; status?: number; message: string };
 
+interface Pending {
+  resolve: (m: TrialMeasure) => void;
+  reject: (e: Error) => void;
+  progress: ProgressFn;
+}
+
+/** This process's trial thread: started on first use, kept for later trials, replaced if it dies. */
+let trialThread: { thread: Worker; pending: Map<number, Pending> } | undefined;
+let nextTask = 0;
+
+function sharedThread(): { thread: Worker; pending: Map<number, Pending> } {
+  if (trialThread) return trialThread;
+  const thread = startTsWorker(new URL('./trial-thread.ts', import.meta.url));
+  const pending = new Map<number, Pending>();
+  const current = { thread, pending };
+  const fail = (err: Error) => {
+    if (trialThread === current) trialThread = undefined;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  thread.on('message', (m: TrialThreadMessage & { id: number }) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    if (m.type === 'progress') void Promise.resolve(p.progress(m.fraction, m.detail)).catch(() => {});
+    else {
+      pending.delete(m.id);
+      if (pending.size === 0) thread.unref(); // an idle thread keeps no process alive
+      if (m.type === 'done') p.resolve(m.result);
+      else p.reject(domainError(m.status, m.message));
+    }
+  });
+  thread.once('error', fail);
+  thread.once('exit', (code) => fail(new Error(`the trial thread exited with code ${code} before finishing`)));
+  trialThread = current;
+  return current;
+}
+
 /** {@link runTrial} in a worker thread, so the caller's event loop keeps renewing job locks. */
-export function runTrialInThread(opts: Omit<RunTrialOptions, 'progress'>, progress: ProgressFn = noProgress): Promise<TrialMeasure> {
+export async function runTrialInThread(opts: Omit<RunTrialOptions, 'progress'>, progress: ProgressFn = noProgress): Promise<TrialMeasure> {
+  const task: Omit<RunTrialOptions, 'progress'> = { ...opts, config: hnswConfigSchema.parse(opts.config) }; // a bad config rejects before a thread starts
+  const { thread, pending } = sharedThread();
+  const id = nextTask++;
   return new Promise((resolve, reject) => {
-    const task: Omit<RunTrialOptions, 'progress'> = { ...opts, config: hnswConfigSchema.parse(opts.config) }; // a bad config rejects before a thread starts
-    const thread = startTsWorker(new URL('./trial-thread.ts', import.meta.url), { workerData: task });
-    let settled = false;
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      fn();
-    };
-    thread.on('message', (m: TrialThreadMessage) => {
-      if (m.type === 'progress') void Promise.resolve(progress(m.fraction, m.detail)).catch(() => {});
-      else if (m.type === 'done') settle(() => resolve(m.result));
-      else settle(() => reject(domainError(m.status, m.message)));
-    });
-    thread.once('error', (err) => settle(() => reject(err)));
-    thread.once('exit', (code) => settle(() => reject(new Error(`the trial thread exited with code ${code} before finishing`))));
+    pending.set(id, { resolve, reject, progress });
+    thread.ref();
+    thread.postMessage({ id, task });
   });
 }
 
