@@ -4,6 +4,7 @@
  * reader.
  */
 import assert from 'node:assert/strict';
+import { waitFor } from './env.ts';
 
 export interface CallOptions {
   method?: string;
@@ -127,4 +128,31 @@ export async function openSse(base: string, path: string, opts: Pick<CallOptions
   })();
   finished.catch(() => {}); // the caller awaits it; don't report it unhandled meanwhile
   return { status: res.status, headers: res.headers, finished };
+}
+
+/** Polls a job (its Location) until it has finished; returns its view (state, result or failed_reason). */
+export async function finishedJob(get: (path: string) => Promise<HttpAnswer>, location: string, timeoutMs = 60_000): Promise<any> {
+  return waitFor(
+    async () => {
+      const r = await get(location);
+      if (r.status !== 200) return undefined;
+      if (r.json.state === 'completed' && r.json.result !== undefined) return r.json;
+      if (r.json.state === 'failed' && r.json.failed_reason !== undefined) return r.json;
+      return undefined;
+    },
+    { timeoutMs, intervalMs: 100, what: `${location} to finish` },
+  );
+}
+
+/** As {@link finishedJob}, and it must have completed. */
+export async function completedJob(get: (path: string) => Promise<HttpAnswer>, location: string, timeoutMs = 60_000): Promise<any> {
+  const job = await finishedJob(get, location, timeoutMs);
+  assert.equal(job.state, 'completed', `${location} failed: ${job.failed_reason}`);
+  return job;
+}
+
+/** The JSON body of an answer that must have `status`. */
+export function okJson(res: HttpAnswer, what: string, status = 200): any {
+  assert.equal(res.status, status, `${what}: HTTP ${res.status} ${res.text.slice(0, 800)}`);
+  return res.json;
 }

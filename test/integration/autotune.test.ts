@@ -24,7 +24,7 @@ import { loadConfig, type Config } from '../../shared/config.ts';
 import { workerContext } from '../../workers/context.ts';
 import { startWorkers, type RunningWorkers } from '../../workers/runner.ts';
 import { csvText, exists, testEnv, waitFor, type TestEnv } from '../helpers/env.ts';
-import { assertProblem, call, type HttpAnswer } from '../helpers/http.ts';
+import { assertProblem, call, completedJob, okJson } from '../helpers/http.ts';
 import { assertNoSandboxChildrenLeft, silentLog } from '../helpers/jobs.ts';
 import { BIN } from '../helpers/processes.ts';
 
@@ -133,30 +133,9 @@ const get = (p: string, key = READER) => call(api.url, p, { key, timeoutMs: 30_0
 const post = (p: string, body: unknown, key = WRITER) => call(api.url, p, { method: 'POST', body, key, timeoutMs: 60_000 });
 const put = (p: string, body: unknown, key = WRITER) => call(api.url, p, { method: 'PUT', body, key, timeoutMs: 30_000 });
 
-function ok(res: HttpAnswer, what: string, status = 200): any {
-  assert.equal(res.status, status, `${what}: HTTP ${res.status} ${res.text.slice(0, 800)}`);
-  return res.json;
-}
+const ok = okJson;
 
-/** Polls a job until it has finished; returns its view (state, result or failed_reason). */
-async function finished(location: string, timeoutMs = 60_000): Promise<any> {
-  return waitFor(
-    async () => {
-      const r = await get(location);
-      if (r.status !== 200) return undefined;
-      if (r.json.state === 'completed' && r.json.result !== undefined) return r.json;
-      if (r.json.state === 'failed' && r.json.failed_reason !== undefined) return r.json;
-      return undefined;
-    },
-    { timeoutMs, intervalMs: 100, what: `${location} to finish` },
-  );
-}
-
-async function completed(location: string, timeoutMs = 60_000): Promise<any> {
-  const job = await finished(location, timeoutMs);
-  assert.equal(job.state, 'completed', `${location} failed: ${job.failed_reason}`);
-  return job;
-}
+const completed = (location: string, timeoutMs?: number) => completedJob(get, location, timeoutMs);
 
 async function enqueue(p: string, body: unknown): Promise<{ id: string; location: string }> {
   const res = await post(p, body);

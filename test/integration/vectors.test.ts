@@ -22,7 +22,7 @@ import { workerContext } from '../../workers/context.ts';
 import { startWorkers, type RunningWorkers } from '../../workers/runner.ts';
 import { sqlString, withDuckDB } from '../helpers/duckdb.ts';
 import { csvText, testEnv, waitFor, type CsvValue, type TestEnv } from '../helpers/env.ts';
-import { assertProblem, call, type HttpAnswer } from '../helpers/http.ts';
+import { assertProblem, call, completedJob, finishedJob, okJson } from '../helpers/http.ts';
 import { assertNoSandboxChildrenLeft, silentLog } from '../helpers/jobs.ts';
 import { standInVector, startLlmStandIn, type LlmStandIn } from '../helpers/llm-stand-in.ts';
 
@@ -204,30 +204,10 @@ function apiConfig(): Config {
 const get = (p: string, key = READER) => call(api.url, p, { key, timeoutMs: 30_000 });
 const post = (p: string, body: unknown, key = WRITER) => call(api.url, p, { method: 'POST', body, key, timeoutMs: 30_000 });
 
-function ok(res: HttpAnswer, what: string, status = 200): any {
-  assert.equal(res.status, status, `${what}: HTTP ${res.status} ${res.text.slice(0, 500)}`);
-  return res.json;
-}
+const ok = okJson;
 
-/** Polls a job until it has finished; returns its view (state, result or failed_reason). */
-async function finished(location: string, timeoutMs = 60_000): Promise<any> {
-  return waitFor(
-    async () => {
-      const r = await get(location);
-      if (r.status !== 200) return undefined;
-      if (r.json.state === 'completed' && r.json.result !== undefined) return r.json;
-      if (r.json.state === 'failed' && r.json.failed_reason !== undefined) return r.json;
-      return undefined;
-    },
-    { timeoutMs, intervalMs: 100, what: `${location} to finish` },
-  );
-}
-
-async function completed(location: string, timeoutMs = 60_000): Promise<any> {
-  const job = await finished(location, timeoutMs);
-  assert.equal(job.state, 'completed', `${location} failed: ${job.failed_reason}`);
-  return job;
-}
+const finished = (location: string, timeoutMs?: number) => finishedJob(get, location, timeoutMs);
+const completed = (location: string, timeoutMs?: number) => completedJob(get, location, timeoutMs);
 
 async function enqueue(queue: string, body: unknown): Promise<{ id: string; location: string }> {
   const res = await post(`/jobs/${queue}`, body);
