@@ -15,6 +15,7 @@ import type { DataRoot } from '../storage/data-root.ts';
 import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from '../threads/ts-worker.ts';
 import { buildGeneration } from '../vectors/index/hnsw-build.ts';
+import { readVectorBatches, type VectorBatch } from '../vectors/index/vectors-parquet.ts';
 import { LoadedGeneration } from '../vectors/index/hnsw-searcher.ts';
 import { currentGeneration, generationTombstoneFiles, generationVectorFiles, indexDir, type IndexManifest } from '../vectors/index/index-manifest.ts';
 import { withLiveVectors, type EvalSet } from './evalset.ts';
@@ -76,12 +77,11 @@ export async function runTrial(opts: RunTrialOptions): Promise<TrialMeasure> {
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'lakehouse-trial-'));
   try {
     const outDir = opts.outDir ?? path.join(scratch, 'graph');
-    const built = await withLiveVectors(opts.files, opts.tombstoneFiles, (files) =>
-      buildGeneration({
-        files, dims: opts.dims, m: config.m, efConstruction: config.ef_construction, efSearch: config.ef_search,
-        seed: opts.seed ?? TRIAL_SEED, outDir, progress: opts.progress ?? noProgress,
-      }),
-    );
+    const vectors = await liveVectors(opts.files, opts.tombstoneFiles, opts.dims);
+    const built = await buildGeneration({
+      files: opts.files, vectors, dims: opts.dims, m: config.m, efConstruction: config.ef_construction, efSearch: config.ef_search,
+      seed: opts.seed ?? TRIAL_SEED, outDir, progress: opts.progress ?? noProgress,
+    });
     const gen = await LoadedGeneration.load(outDir, opts.dims, config.ef_search);
     const search = (q: Float32Array) => gen.search(q, k, config.ef_search);
     for (const q of queries) search(q); // warm-up: first touches of the graph's pages are not the config's cost
@@ -144,6 +144,27 @@ function mean(xs: readonly number[]): number {
 function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
+}
+
+/**
+ * The live vectors of the last files a trial indexed, kept in memory: an autotune run builds
+ * every config of its grid over the same files, and reading them once instead of per trial was
+ * a measurable part of its overhead (bench/autotune). One entry, replaced when the files change.
+ */
+let liveCache: { key: string; vectors: { count: number; batches: VectorBatch[] } } | undefined;
+
+async function liveVectors(files: readonly string[], tombstoneFiles: readonly string[], dims: number): Promise<{ count: number; batches: VectorBatch[] }> {
+  const key = JSON.stringify([files, tombstoneFiles, dims]);
+  if (liveCache?.key === key) return liveCache.vectors;
+  liveCache = undefined; // free the old set before reading the new one
+  const batches = await withLiveVectors(files, tombstoneFiles, async (live) => {
+    const out: VectorBatch[] = [];
+    for await (const batch of readVectorBatches(live, dims)) out.push(batch);
+    return out;
+  });
+  const vectors = { count: batches.reduce((n, b) => n + b.doc_ids.length, 0), batches };
+  liveCache = { key, vectors };
+  return vectors;
 }
 
 /** What the thread posts. Errors travel as fields: a thrown DomainError would arrive as a plain Error. */

@@ -16,7 +16,7 @@ import { openConnection, sqlString } from '../../ingest/formats/parquet-sink.ts'
 import { noProgress, type ProgressFn } from '../../progress.ts';
 import { tempPathFor } from '../../storage/atomic-write.ts';
 import { HNSW_FILE, LABELS_FILE, META_FILE, SPACE, type GenerationMeta } from './generation-files.ts';
-import { checkDims, countVectors, readVectorBatches } from './vectors-parquet.ts';
+import { checkDims, countVectors, readVectorBatches, type VectorBatch } from './vectors-parquet.ts';
 
 export interface BuildGenerationOptions {
   /** Vectors Parquet files, in the order that assigns labels. */
@@ -32,6 +32,11 @@ export interface BuildGenerationOptions {
   seed?: number;
   /** The generation directory to create (`generationDir(...)`); it must not exist. */
   outDir: string;
+  /**
+   * The vectors already in memory (in `files` order): a caller building several graphs over the
+   * same files (autotune trials) reads them once. @defaultValue read from `files`
+   */
+  vectors?: { count: number; batches: readonly VectorBatch[] };
   /** Called about every 1% of inserts with the fraction inserted; awaited, so an IPC message can leave. @defaultValue none */
   progress?: ProgressFn;
 }
@@ -55,7 +60,7 @@ export async function buildGeneration(opts: BuildGenerationOptions): Promise<Bui
   const started = performance.now();
   const dims = checkDims(opts.dims);
   if (await exists(opts.outDir)) throw new ConflictError(`generation directory ${path.basename(opts.outDir)} already exists`);
-  const count = await countVectors(opts.files);
+  const count = opts.vectors?.count ?? (await countVectors(opts.files));
   if (count === 0) throw new BadRequestError('there are no vectors to index');
   const tmp = tempPathFor(opts.outDir);
   await fs.mkdir(path.dirname(opts.outDir), { recursive: true });
@@ -94,7 +99,7 @@ async function insertAll(opts: BuildGenerationOptions, p: BuildParams, dims: num
   const docIds: string[] = [];
   const chunkIds: string[] = [];
   const started = performance.now();
-  for await (const batch of readVectorBatches(opts.files, dims)) {
+  for await (const batch of opts.vectors?.batches ?? readVectorBatches(opts.files, dims)) {
     for (let i = 0; i < batch.doc_ids.length; i++) {
       const label = docIds.length;
       // The files are immutable, so the footer count holds; growing beats a throw if it ever does not.
