@@ -4,6 +4,7 @@
  * rounds) finish in about 4 minutes on the 2-core machine; one round at 384 dimensions in about 3.
  */
 import { z } from 'zod';
+import { parseBenchEnv } from '../bench-env.ts';
 
 const count = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -26,11 +27,7 @@ const schema = z.object({
 export type AutotuneBenchSettings = z.output<typeof schema>;
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): AutotuneBenchSettings {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new Error(`invalid bench settings:\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
-  }
-  return parsed.data;
+  return parseBenchEnv(schema, env);
 }
 
 /** The settings as the report records them (flat). */

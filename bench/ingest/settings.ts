@@ -3,6 +3,7 @@
  * variable, like shared/config.ts does for the product.
  */
 import { z } from 'zod';
+import { parseBenchEnv } from '../bench-env.ts';
 
 const count = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -30,11 +31,7 @@ export interface IngestBenchSettings {
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): IngestBenchSettings {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new Error(`invalid bench settings:\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
-  }
-  const s = parsed.data;
+  const s = parseBenchEnv(schema, env);
   return {
     redisUrl: s.REDIS_URL,
     rows: s.BENCH_INGEST_ROWS,

@@ -4,6 +4,7 @@
  * the 2-core machine.
  */
 import { z } from 'zod';
+import { parseBenchEnv } from '../bench-env.ts';
 
 const count = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -75,11 +76,7 @@ const schema = z.object({
 export type VectorsBenchSettings = z.output<typeof schema>;
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): VectorsBenchSettings {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new Error(`invalid bench settings:\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
-  }
-  return parsed.data;
+  return parseBenchEnv(schema, env);
 }
 
 /** The settings as the report records them (flat). */

@@ -28,15 +28,28 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
   }
 }
 
-/** Renames a finished temporary file into place (after fsync of the file itself). */
-export async function commitTempFile(tmp: string, target: string): Promise<void> {
-  const handle = await fs.open(tmp, 'r');
+async function fsyncFile(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
   try {
     await handle.sync();
   } finally {
     await handle.close();
   }
+}
+
+/** Renames a finished temporary file into place (after fsync of the file itself). */
+export async function commitTempFile(tmp: string, target: string): Promise<void> {
+  await fsyncFile(tmp);
   await fs.rename(tmp, target);
+}
+
+/**
+ * Links a finished temporary file into place after fsync, refusing (EEXIST) to replace an
+ * existing target: for files that, once written, must never change. The caller removes `tmp`.
+ */
+export async function commitTempFileOnce(tmp: string, target: string): Promise<void> {
+  await fsyncFile(tmp);
+  await fs.link(tmp, target);
 }
 
 /**

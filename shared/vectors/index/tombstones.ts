@@ -16,7 +16,7 @@ import path from 'node:path';
 import { DuckDBDataChunkWriter } from '@duckdb/node-api';
 import { BadRequestError, ConflictError } from '../../errors.ts';
 import { openConnection, sqlString } from '../../ingest/formats/parquet-sink.ts';
-import { tempPathFor } from '../../storage/atomic-write.ts';
+import { commitTempFileOnce, tempPathFor } from '../../storage/atomic-write.ts';
 import { VECTOR_ROW_GROUP_SIZE } from './vectors-parquet.ts';
 
 export const TOMBSTONES_DIR = 'tombstones';
@@ -72,13 +72,7 @@ export async function writeTombstones(indexDir: string, tag: string, chunkIds: I
     } finally {
       conn.closeSync();
     }
-    const handle = await fs.open(tmp, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.link(tmp, target);
+    await commitTempFileOnce(tmp, target);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ConflictError(`tombstone file ${file} already exists; use a new tag`);
     throw err;
@@ -154,13 +148,7 @@ export async function compactVectors(opts: { files: readonly string[]; tombstone
     } finally {
       conn.closeSync();
     }
-    const handle = await fs.open(tmp, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.link(tmp, opts.outFile);
+    await commitTempFileOnce(tmp, opts.outFile);
     return { rows, bytes: (await fs.stat(opts.outFile)).size };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ConflictError(`${path.basename(opts.outFile)} already exists`);
