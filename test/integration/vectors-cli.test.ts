@@ -4,7 +4,7 @@
  * real Redis, with their own data directory, queue prefix and port.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -12,51 +12,11 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { freePort } from '../../shared/redis/private-server.ts';
+import { CliProcess, type Run } from '../helpers/cli-process.ts';
 import { deleteKeys, TEST_REDIS_URL, waitFor, writeCsv } from '../helpers/env.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/lakehouse.js');
 const SHUTDOWN_TIMEOUT_MS = 10_000;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-class CliProcess {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<Run>;
-
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => (this.stdout += s));
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
-    this.exited = new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout: this.stdout, stderr: this.stderr })));
-  }
-
-  get output(): string {
-    return `--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`;
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  async exit(timeoutMs: number): Promise<Run> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.child.kill('SIGKILL');
-        reject(new Error(`lakehouse ${this.child.spawnargs.slice(2).join(' ')} did not exit within ${timeoutMs} ms\n${this.output}`));
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
 
 interface Sandbox {
   workDir: string;
