@@ -14,7 +14,7 @@ import { createRedis, waitForReady, warnUnlessNoeviction } from '../shared/redis
 import { QueryLog } from '../shared/audit/query-log.ts';
 import { IndexSearcher } from '../shared/vectors/index-search.ts';
 import { closeProviders } from '../shared/vectors/embedding/provider-cache.ts';
-import { auditWriterId, CatalogQuery } from '../shared/sql/catalog-query.ts';
+import { auditWriterId, CatalogQuery, queryLimitsOf } from '../shared/sql/catalog-query.ts';
 import { Buckets } from '../shared/storage/buckets.ts';
 import type { DataRoot } from '../shared/storage/data-root.ts';
 import { createApp } from './app.ts';
@@ -51,7 +51,7 @@ export async function startApi(config: Config, log: Logger): Promise<RunningApi>
   await warnUnlessNoeviction(redis, log);
   const producer = new Producer(redis, config.queuePrefix, await createSealContext(config, buckets));
   const audit = new QueryLog(path.join(root.root, 'audit'), { writer: auditWriterId() });
-  const sql = await CatalogQuery.open(buckets, { maxRows: config.queryMaxRows, timeoutMs: config.queryTimeoutMs }, audit);
+  const sql = await CatalogQuery.open(buckets, queryLimitsOf(config), audit);
   const deps: ApiDeps = {
     config,
     root,

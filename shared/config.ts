@@ -45,6 +45,12 @@ export const configSchema = z.object({
   LAKEHOUSE_UPLOAD_MAX_BYTES: int(512 * MiB, 1),
   LAKEHOUSE_QUERY_TIMEOUT_MS: int(30_000, 1),
   LAKEHOUSE_QUERY_MAX_ROWS: int(10_000, 1),
+  LAKEHOUSE_QUERY_MAX_RESULT_MB: int(32, 1),
+  LAKEHOUSE_QUERY_MEMORY_MB: int(1_024, 64),
+  LAKEHOUSE_QUERY_THREADS: int(Math.min(2, os.availableParallelism()), 1),
+  LAKEHOUSE_QUERY_TEMP_MAX_MB: int(4_096, 0),
+  LAKEHOUSE_SEARCH_FILTER_MAX_ROWS: int(200_000, 1),
+  LAKEHOUSE_SEARCH_MAX_EF: int(4_096, 16),
   LAKEHOUSE_WORKER_CONCURRENCY: int(2, 1),
   LAKEHOUSE_QUEUES: z.string().regex(/^[a-z,-]+$/, 'a comma-separated list of queue names, or all').default('all'),
   LAKEHOUSE_SHUTDOWN_TIMEOUT_MS: int(30_000, 0),
@@ -96,6 +102,18 @@ export interface Config {
   uploadMaxBytes: number;
   queryTimeoutMs: number;
   queryMaxRows: number;
+  /** Bytes of JSON one query result may carry; rows beyond are cut off. */
+  queryMaxResultBytes: number;
+  /** DuckDB memory_limit of each query engine (full and reader), in MiB. */
+  queryMemoryMb: number;
+  /** DuckDB threads of each query engine. */
+  queryThreads: number;
+  /** Most a query engine may spill to disk, in MiB (0: no spilling). */
+  queryTempMaxMb: number;
+  /** Most source rows (documents) a hybrid-search filter may select. */
+  searchFilterMaxRows: number;
+  /** Largest ef a search may ask for or widen to. */
+  searchMaxEf: number;
   workerConcurrency: number;
   /** Queues `lakehouse worker` serves when --queues is not given (raw list, checked by the registry). */
   workerQueues: string;
@@ -164,6 +182,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploadMaxBytes: c.LAKEHOUSE_UPLOAD_MAX_BYTES,
     queryTimeoutMs: c.LAKEHOUSE_QUERY_TIMEOUT_MS,
     queryMaxRows: c.LAKEHOUSE_QUERY_MAX_ROWS,
+    queryMaxResultBytes: c.LAKEHOUSE_QUERY_MAX_RESULT_MB * MiB,
+    queryMemoryMb: c.LAKEHOUSE_QUERY_MEMORY_MB,
+    queryThreads: c.LAKEHOUSE_QUERY_THREADS,
+    queryTempMaxMb: c.LAKEHOUSE_QUERY_TEMP_MAX_MB,
+    searchFilterMaxRows: c.LAKEHOUSE_SEARCH_FILTER_MAX_ROWS,
+    searchMaxEf: c.LAKEHOUSE_SEARCH_MAX_EF,
     workerConcurrency: c.LAKEHOUSE_WORKER_CONCURRENCY,
     workerQueues: c.LAKEHOUSE_QUEUES,
     shutdownTimeoutMs: c.LAKEHOUSE_SHUTDOWN_TIMEOUT_MS,

@@ -3,8 +3,9 @@
  * (UTC day of `at`).
  *
  * Several API processes, on several hosts, append to the same folder. Each entry is written with
- * one `appendFile` call (O_APPEND) of a line kept under MAX_LINE_BYTES, which a local filesystem
- * writes whole at the end of the file, so lines never interleave. NFS emulates O_APPEND on the
+ * one `appendFile` call (O_APPEND) of a line kept under MAX_LINE_BYTES: Node writes a buffer that
+ * small with one write(2), which a local filesystem appends whole (the inode lock serialises
+ * appenders), so lines never interleave. NFS emulates O_APPEND on the
  * client and two hosts can overwrite each other's lines there: give each host its own `writer` id
  * and it writes `queries-YYYY-MM-DD.<writer>.jsonl` instead. `list` reads both forms, and skips a
  * line that does not parse rather than failing the whole page.
@@ -22,8 +23,15 @@ export interface QueryAuditEntry {
   /** `<first 8 hex of sha256(key)>:<role>` (see `auditIdentity`); never the key. */
   who: string;
   role: string;
-  /** At most MAX_SQL_CHARS, secrets in URLs redacted. */
+  /**
+   * The SQL with secrets redacted: whole up to MAX_SQL_CHARS, else its first SQL_HEAD_CHARS and
+   * last SQL_TAIL_CHARS around a note of how much was left out; `sql_sha256` identifies it.
+   */
   sql: string;
+  /** sha256 (hex) of the redacted SQL, whole. */
+  sql_sha256?: string;
+  /** Length of the redacted SQL, whole. */
+  sql_chars?: number;
   datasets: string[];
   pii_columns: { dataset: string; column: string }[];
   rows: number;
@@ -52,10 +60,12 @@ export interface ListOptions {
   before?: string;
 }
 
-export const MAX_SQL_CHARS = 2000;
+export const MAX_SQL_CHARS = 8000;
+export const SQL_HEAD_CHARS = 4000;
+export const SQL_TAIL_CHARS = 2000;
 const MAX_ERROR_CHARS = 500;
 /** Under the 4 KiB page that local filesystems append in one piece. */
-const MAX_LINE_BYTES = 4000;
+const MAX_LINE_BYTES = 16_000;
 const FILE_NAME = /^queries-(\d{4}-\d{2}-\d{2})(?:\.[A-Za-z0-9_-]{1,64})?\.jsonl$/;
 const WRITER = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -126,7 +136,14 @@ export class QueryLog {
 /** Redacts and truncates; if the line is still too long, drops list items and says so in `error`. */
 function fitLine(entry: QueryAuditEntry): QueryAuditEntry {
   const error = entry.error === undefined ? undefined : truncate(redactSecrets(entry.error), MAX_ERROR_CHARS);
-  const fitted: QueryAuditEntry = { ...entry, sql: truncate(redactSecrets(entry.sql), MAX_SQL_CHARS), ...(error === undefined ? {} : { error }) };
+  const sql = redactSecrets(entry.sql);
+  const fitted: QueryAuditEntry = {
+    ...entry,
+    sql: headAndTail(sql),
+    sql_sha256: createHash('sha256').update(sql).digest('hex'),
+    sql_chars: sql.length,
+    ...(error === undefined ? {} : { error }),
+  };
   let dropped = 0;
   while (Buffer.byteLength(JSON.stringify(fitted)) >= MAX_LINE_BYTES) {
     if (fitted.pii_columns.length > 0) fitted.pii_columns = fitted.pii_columns.slice(0, -1);
@@ -140,6 +157,12 @@ function fitLine(entry: QueryAuditEntry): QueryAuditEntry {
     fitted.error = error === undefined ? note : `${note}; ${error}`;
   }
   return fitted;
+}
+
+function headAndTail(sql: string): string {
+  if (sql.length <= MAX_SQL_CHARS) return sql;
+  const omitted = sql.length - SQL_HEAD_CHARS - SQL_TAIL_CHARS;
+  return `${sql.slice(0, SQL_HEAD_CHARS)}\n…[${omitted} characters left out]…\n${sql.slice(-SQL_TAIL_CHARS)}`;
 }
 
 function truncate(text: string, max: number): string {

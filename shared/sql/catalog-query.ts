@@ -9,7 +9,7 @@ import os from 'node:os';
 import { listDatasets, partFiles } from '../catalog/catalog.ts';
 import { maskedColumns, type Manifest } from '../catalog/manifest.ts';
 import type { QueryLog } from '../audit/query-log.ts';
-import type { Role } from '../config.ts';
+import type { Config, Role } from '../config.ts';
 import { DomainError } from '../errors.ts';
 import type { Buckets } from '../storage/buckets.ts';
 import { QueryEngine, type QueryResult } from './query-engine.ts';
@@ -17,6 +17,30 @@ import { QueryEngine, type QueryResult } from './query-engine.ts';
 export interface QueryLimits {
   maxRows: number;
   timeoutMs: number;
+  /** @defaultValue unlimited */
+  maxBytes?: number;
+}
+
+/** How the engines are bounded (SECURITY.md, "Limits"); every field has a setting in config.ts. */
+export interface EngineLimits {
+  /** @defaultValue DuckDB's default (80% of RAM) */
+  memoryMb?: number;
+  /** @defaultValue DuckDB's default (every core) */
+  threads?: number;
+  /** Spill cap in MiB; 0 turns spilling off. @defaultValue DuckDB's default */
+  tempMaxMb?: number;
+}
+
+/** The query limits and engine bounds a Config asks for. */
+export function queryLimitsOf(config: Config): QueryLimits & EngineLimits {
+  return {
+    maxRows: config.queryMaxRows,
+    timeoutMs: config.queryTimeoutMs,
+    maxBytes: config.queryMaxResultBytes,
+    memoryMb: config.queryMemoryMb,
+    threads: config.queryThreads,
+    tempMaxMb: config.queryTempMaxMb,
+  };
 }
 
 export interface Caller {
@@ -35,8 +59,15 @@ export class CatalogQuery {
     private readonly audit: QueryLog,
   ) {}
 
-  static async open(buckets: Buckets, limits: QueryLimits, audit: QueryLog): Promise<CatalogQuery> {
-    const engine = await QueryEngine.open({ allowedDirs: buckets.all().map((b) => b.root.datasetsDir()) });
+  static async open(buckets: Buckets, limits: QueryLimits & EngineLimits, audit: QueryLog): Promise<CatalogQuery> {
+    const { memoryMb, threads, tempMaxMb } = limits;
+    const engine = await QueryEngine.open({
+      allowedDirs: buckets.all().map((b) => b.root.datasetsDir()),
+      readerDirs: buckets.all().map((b) => b.root.readerDir()),
+      ...(memoryMb !== undefined ? { memoryLimit: `${memoryMb}MiB` } : {}),
+      ...(threads !== undefined ? { threads } : {}),
+      ...(tempMaxMb !== undefined ? { tempDir: buckets.primary.queryTempDir(), maxTempSize: `${tempMaxMb}MiB` } : {}),
+    });
     return new CatalogQuery(buckets, engine, limits, audit);
   }
 
@@ -46,7 +77,13 @@ export class CatalogQuery {
       try {
         const manifests = await listDatasets(this.buckets);
         await this.engine.syncViews(
-          manifests.map((m) => ({ name: m.name, version: m.version, files: partFiles(this.buckets, m), maskedColumns: maskedColumns(m) })),
+          manifests.map((m) => ({
+            name: m.name,
+            version: m.version,
+            files: partFiles(this.buckets, m),
+            maskedColumns: maskedColumns(m),
+            readerDir: this.buckets.get(m.bucket).root.datasetReaderDir(m.name),
+          })),
         );
         return manifests;
       } finally {
@@ -63,7 +100,11 @@ export class CatalogQuery {
   async query(sql: string, caller: Caller, maxRows?: number, ceiling = this.limits.maxRows): Promise<QueryResult> {
     const manifests = await this.sync();
     const started = Date.now();
-    const limits = { maxRows: Math.min(maxRows ?? this.limits.maxRows, ceiling), timeoutMs: this.limits.timeoutMs };
+    const limits = {
+      maxRows: Math.min(maxRows ?? this.limits.maxRows, ceiling),
+      timeoutMs: this.limits.timeoutMs,
+      ...(this.limits.maxBytes !== undefined ? { maxBytes: this.limits.maxBytes } : {}),
+    };
     let result: QueryResult | undefined;
     let failure: unknown;
     try {
@@ -92,6 +133,11 @@ export class CatalogQuery {
     } catch (err) {
       throw new DomainError(`the query audit log cannot be written (${(err as Error).message}); queries are refused until it can`, 503, 'Service Unavailable');
     }
+  }
+
+  /** DuckDB's parse tree of `sql` as JSON text; nothing is bound or run. */
+  parseTree(sql: string): Promise<string> {
+    return this.engine.parseTree(sql);
   }
 
   async close(): Promise<void> {

@@ -6,19 +6,27 @@
  *   locked, so user SQL can neither loosen them nor reach files outside `allowedDirs` or the network.
  * - view: one per catalog dataset, `SELECT * FROM read_parquet([...files])`, created on the
  *   instance so every connection sees it.
- * - masked view: the dataset's twin in the `masked` schema, with every masked (PII) column replaced
- *   by `'***'`. Both views of a dataset change in one transaction, so no query sees a masked view
- *   over a newer or older unmasked one.
- * - reader query: one run with `role: 'reader'`. Its connection resolves names in the `masked`
- *   schema, and the reader guard (reader-guard.ts) checks its parse tree before DuckDB binds it:
- *   only dataset names, no table functions, no other schema. Binding is where read_parquet or
- *   read_csv would open a file, so nothing of a refused query ever runs.
+ * - full engine: the DuckDB instance writers' and admins' queries run on; it reads the raw parts.
+ * - reader engine: a second DuckDB instance, for readers' queries only, whose sandbox admits the
+ *   reader copies and nothing else: even SQL that got past the reader guard cannot open a raw part.
+ * - reader copy: one per part, under the dataset's reader directory: a hard link to the part when
+ *   no column is masked (no extra disk), else a Parquet copy with every masked (PII) column
+ *   replaced by `'***'` (reader-copies.ts). Its name hashes the part's path, size, mtime and the
+ *   masked columns, so a change of any of them makes a new copy.
+ * - masked view: the dataset's view in the reader engine's `masked` schema, over its reader copies.
+ * - reader query: one run with `role: 'reader'`. It runs on the reader engine, its connection
+ *   resolves names in the `masked` schema, and the reader guard (reader-guard.ts) checks its parse
+ *   tree before DuckDB binds it: only dataset names, allowed functions, no table functions, no
+ *   other schema. Binding is where read_parquet or read_csv would open a file, so nothing of a
+ *   refused query ever runs. SECURITY.md ("SQL") says why both walls exist.
  * - gate: the cap on queries running at once (see `maxConcurrentQueries`).
  * - watchdog: interrupts a query's connection when its time limit passes.
  *
  * Read-only is enforced by statement type, not by the sandbox: `allowed_directories` lets DuckDB
  * write as well as read inside the data root, so only single SELECT statements are let through.
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   DuckDBInstance,
@@ -47,6 +55,8 @@ import {
 import type { Role } from '../config.ts';
 import { BadRequestError, DomainError, UnavailableError } from '../errors.ts';
 import { analyseTree, assertReaderMayRun, toReferences, type DatasetColumns, type QueryReferences, type QueryShape } from './reader-guard.ts';
+import { allowedReaderFunctions } from './reader-functions.ts';
+import { ensureReaderCopies, pruneReaderCopies } from './reader-copies.ts';
 
 /** A catalog dataset as the engine exposes it. */
 export interface DatasetView {
@@ -61,6 +71,11 @@ export interface DatasetView {
    * @defaultValue none: readers see every column
    */
   maskedColumns?: string[];
+  /**
+   * Where this dataset's reader copies go; inside one of the engine's `readerDirs`.
+   * @defaultValue `<first readerDir>/<name>`
+   */
+  readerDir?: string;
 }
 
 export interface QueryColumn {
@@ -73,20 +88,37 @@ export interface QueryResult {
   columns: QueryColumn[];
   rows: Record<string, unknown>[];
   row_count: number;
-  /** True when the query had more rows than `maxRows`. */
+  /** True when the query had more rows than `maxRows`, or more bytes than `maxBytes`. */
   truncated: boolean;
+  /** Which limit cut the result short, when `truncated`. */
+  truncated_by?: 'rows' | 'bytes';
 }
 
 export interface QueryEngineOptions {
-  /** Directories user SQL and views may read; nothing outside them is reachable. */
+  /** Directories writers' SQL and views may read; nothing outside them is reachable. */
   allowedDirs: string[];
+  /**
+   * Directories holding reader copies: all the reader engine can reach. Must not overlap
+   * `allowedDirs`.
+   */
+  readerDirs: string[];
+  /**
+   * Where each engine spills what does not fit `memoryLimit` (`<tempDir>/full`, `<tempDir>/reader`).
+   * @defaultValue none: a query that does not fit in memory fails
+   */
+  tempDir?: string;
+  /**
+   * DuckDB's `max_temp_directory_size` per engine, e.g. `'4GB'`.
+   * @defaultValue DuckDB's default (90% of the free disk space)
+   */
+  maxTempSize?: string;
   /**
    * DuckDB worker threads per query.
    * @defaultValue DuckDB's default, the number of CPU cores
    */
   threads?: number;
   /**
-   * DuckDB's `memory_limit`, e.g. `'2GB'`.
+   * DuckDB's `memory_limit` per engine (there are two: full and reader), e.g. `'2GB'`.
    * @defaultValue DuckDB's default, 80% of RAM
    */
   memoryLimit?: string;
@@ -97,11 +129,22 @@ export interface QueryEngineOptions {
    * @defaultValue 2
    */
   maxConcurrentQueries?: number;
+  /**
+   * Whether readers' SQL goes through the reader guard. Only the attack suite turns it off, to
+   * prove that the reader engine alone keeps raw values from readers (SECURITY.md, "SQL").
+   * @defaultValue true
+   */
+  guardReaders?: boolean;
 }
 
 export interface QueryLimits {
   maxRows: number;
   timeoutMs: number;
+  /**
+   * Bytes of result (as JSON) returned at most; rows beyond it are cut off (`truncated_by: 'bytes'`).
+   * @defaultValue unlimited
+   */
+  maxBytes?: number;
 }
 
 export interface QueryOptions extends QueryLimits {
@@ -123,7 +166,8 @@ const REINTERRUPT_MS = 50;
 /** Where the unmasked views live, and where reader queries resolve names instead. */
 const MAIN_SCHEMA = 'main';
 const READER_SCHEMA = 'masked';
-const MASK = '***';
+/** Copies of parts no longer listed are deleted once this old, so queries in flight elsewhere finish. */
+const COPY_PRUNE_GRACE_MS = 60_000;
 
 interface ViewState {
   /** `version + files + masked columns` the views were built from. */
@@ -134,6 +178,12 @@ interface ViewState {
   dirs: string[];
 }
 
+/** One sandboxed DuckDB instance and its admin connection (view DDL, never user SQL). */
+interface Engine {
+  instance: DuckDBInstance;
+  admin: DuckDBConnection;
+}
+
 export class QueryEngine {
   private readonly views = new Map<string, ViewState>();
   private readonly running = new Set<Watchdog>();
@@ -142,25 +192,31 @@ export class QueryEngine {
   private closing: Promise<void> | undefined;
 
   private constructor(
-    private readonly instance: DuckDBInstance,
-    /** Runs the sandbox set-up and all view DDL; never user SQL. */
-    private readonly admin: DuckDBConnection,
+    private readonly full: Engine,
+    private readonly reader: Engine,
+    private readonly readerDirs: string[],
+    /** Functions readers may call (reader-functions.ts). */
+    private readonly functions: ReadonlySet<string>,
     private readonly gate: Gate,
+    private readonly guardReaders: boolean,
   ) {}
 
   static async open(opts: QueryEngineOptions): Promise<QueryEngine> {
-    const instance = await DuckDBInstance.create(':memory:');
-    const admin = await instance.connect();
+    const readerDirs = checkReaderDirs(opts);
+    if (opts.tempDir !== undefined) await fs.mkdir(path.resolve(opts.tempDir), { recursive: true });
+    // The full engine writes reader copies (COPY … TO), so it reaches the reader directories too.
+    const full = await openEngine(sandboxStatements({ ...opts, allowedDirs: [...opts.allowedDirs, ...readerDirs] }, 'full'));
+    let reader: Engine | undefined;
     try {
-      for (const statement of sandboxStatements(opts)) await admin.run(statement);
-      await assertSandboxed(admin);
-      await admin.run(`CREATE SCHEMA ${READER_SCHEMA}`);
+      reader = await openEngine(sandboxStatements({ ...opts, allowedDirs: readerDirs }, 'reader'));
+      await reader.admin.run(`CREATE SCHEMA ${READER_SCHEMA}`);
+      const functions = await allowedReaderFunctions(reader.admin);
+      return new QueryEngine(full, reader, readerDirs, functions, new Gate(opts.maxConcurrentQueries ?? 2), opts.guardReaders ?? true);
     } catch (err) {
-      admin.closeSync();
-      instance.closeSync();
+      if (reader) closeEngine(reader);
+      closeEngine(full);
       throw err;
     }
-    return new QueryEngine(instance, admin, new Gate(opts.maxConcurrentQueries ?? 2));
   }
 
   /**
@@ -200,13 +256,24 @@ export class QueryEngine {
    */
   async references(sql: string): Promise<QueryReferences> {
     this.assertOpen();
-    const connection = await this.instance.connect();
+    const connection = await this.full.instance.connect();
     try {
       const shape = await this.shapeOf(connection, sql);
       return toReferences(shape, this.readByTableFunctions(shape));
     } catch (err) {
       if (err instanceof BadRequestError) return { datasets: [], columns: [] };
       throw err;
+    } finally {
+      connection.closeSync();
+    }
+  }
+
+  /** DuckDB's parse tree of `sql` as JSON text (json_serialize_sql): parsed, never bound or run. */
+  async parseTree(sql: string): Promise<string> {
+    this.assertOpen();
+    const connection = await this.reader.instance.connect();
+    try {
+      return await serializeTree(connection, sql);
     } finally {
       connection.closeSync();
     }
@@ -221,18 +288,19 @@ export class QueryEngine {
   private async shutdown(): Promise<void> {
     for (const watchdog of this.running) watchdog.cancel();
     await Promise.allSettled([...this.inFlight, this.syncChain]);
-    this.admin.closeSync();
-    this.instance.closeSync();
+    closeEngine(this.reader);
+    closeEngine(this.full);
   }
 
   private assertOpen(): void {
     if (this.closing) throw new UnavailableError('The query engine is closed');
   }
 
-  private async run(sql: string, { maxRows, timeoutMs, role }: QueryOptions, remainingMs: number): Promise<QueryResult> {
+  private async run(sql: string, { maxRows, maxBytes, timeoutMs, role }: QueryOptions, remainingMs: number): Promise<QueryResult> {
     this.assertOpen();
     if (remainingMs <= 0) throw timeoutError(timeoutMs);
-    const connection = await this.instance.connect();
+    const engine = role === 'reader' ? this.reader : this.full;
+    const connection = await engine.instance.connect();
     const watchdog = new Watchdog(connection, remainingMs);
     this.running.add(watchdog);
     try {
@@ -240,7 +308,7 @@ export class QueryEngine {
       const guard = role === 'reader' ? () => this.enterReaderMode(connection, sql) : undefined;
       const prepared = await prepareSelect(connection, sql, guard);
       try {
-        return await readRows(await prepared.stream(), maxRows, watchdog);
+        return await readRows(await prepared.stream(), { maxRows, maxBytes: maxBytes ?? Infinity }, watchdog);
       } finally {
         prepared.destroySync();
       }
@@ -255,20 +323,13 @@ export class QueryEngine {
 
   /** Refuses what a reader may not run, then points the connection at the masked views. */
   private async enterReaderMode(connection: DuckDBConnection, sql: string): Promise<void> {
-    assertReaderMayRun(await this.shapeOf(connection, sql));
+    if (this.guardReaders) assertReaderMayRun(await this.shapeOf(connection, sql, this.functions));
     await connection.run(`SET search_path = ${quoteString(READER_SCHEMA)}`);
   }
 
   /** Parses (never binds) `sql` with DuckDB's own parser and walks the tree. */
-  private async shapeOf(connection: DuckDBConnection, sql: string): Promise<QueryShape> {
-    const prepared = await connection.prepare('SELECT json_serialize_sql($1::VARCHAR) AS tree');
-    try {
-      prepared.bindVarchar(1, sql);
-      const [row] = (await prepared.runAndReadAll()).getRows();
-      return analyseTree(String(row?.[0]), this.datasetColumns(), READER_SCHEMA);
-    } finally {
-      prepared.destroySync();
-    }
+  private async shapeOf(connection: DuckDBConnection, sql: string, functions?: ReadonlySet<string>): Promise<QueryShape> {
+    return analyseTree(await serializeTree(connection, sql), this.datasetColumns(), READER_SCHEMA, functions);
   }
 
   /** Datasets that have views, with their columns: the names a reader may use. */
@@ -290,7 +351,8 @@ export class QueryEngine {
   private async applyViews(views: DatasetView[]): Promise<void> {
     const listed = new Set(views.map((v) => v.name));
     for (const name of [...this.views.keys()].filter((n) => !listed.has(n))) {
-      await this.transaction([dropViewSql(MAIN_SCHEMA, name), dropViewSql(READER_SCHEMA, name)]);
+      await this.transaction(this.full, [dropViewSql(MAIN_SCHEMA, name)]);
+      await this.transaction(this.reader, [dropViewSql(READER_SCHEMA, name)]);
       this.views.delete(name);
     }
     for (const view of views) {
@@ -301,45 +363,56 @@ export class QueryEngine {
 
   /**
    * A dataset whose files cannot be read gets views that raise the error when queried; one whose
-   * masking cannot be applied keeps its unmasked view for writers, and readers get the error.
+   * reader copies cannot be made (an unknown masked column, say) keeps its view for writers, and
+   * readers get the error.
    */
   private async applyView(view: DatasetView, key: string): Promise<void> {
     const dirs = [...new Set(view.files.map((file) => path.dirname(file) + path.sep))];
     if (view.files.length === 0) {
-      await this.transaction([dropViewSql(MAIN_SCHEMA, view.name), dropViewSql(READER_SCHEMA, view.name)]);
+      await this.transaction(this.full, [dropViewSql(MAIN_SCHEMA, view.name)]);
+      await this.transaction(this.reader, [dropViewSql(READER_SCHEMA, view.name)]);
       this.views.set(view.name, { key, dirs });
       return;
     }
     let columns: string[] | undefined;
     try {
-      await this.transaction([viewSql(view)], async () => {
+      await this.transaction(this.full, [viewSql(MAIN_SCHEMA, view.name, view.files)], async () => {
         columns = await this.describe(view.name);
-        await this.admin.run(maskedViewSql(view, columns));
       });
+      const readerDir = this.readerDirOf(view);
+      const copies = await ensureReaderCopies(this.full.admin, { files: view.files, maskedColumns: view.maskedColumns ?? [], columns: columns!, dir: readerDir });
+      await this.transaction(this.reader, [viewSql(READER_SCHEMA, view.name, copies)]);
       this.views.set(view.name, { key, columns, dirs });
+      await pruneReaderCopies(readerDir, copies, COPY_PRUNE_GRACE_MS);
     } catch (err) {
       const reason = summarise(errorMessage(err));
-      const main = columns === undefined ? unavailableViewSql(MAIN_SCHEMA, view, reason) : viewSql(view);
-      await this.transaction([main, unavailableViewSql(READER_SCHEMA, view, reason)]);
+      if (columns === undefined) await this.transaction(this.full, [unavailableViewSql(MAIN_SCHEMA, view, reason)]);
+      await this.transaction(this.reader, [unavailableViewSql(READER_SCHEMA, view, reason)]);
       this.views.set(view.name, { key: RETRY_NEXT_SYNC, columns: columns ?? [], dirs });
     }
   }
 
-  /** Runs `statements`, then `more`, on the admin connection as one transaction. */
-  private async transaction(statements: string[], more?: () => Promise<void>): Promise<void> {
-    await this.admin.run('BEGIN TRANSACTION');
+  private readerDirOf(view: DatasetView): string {
+    const dir = path.resolve(view.readerDir ?? path.join(this.readerDirs[0]!, view.name));
+    if (!this.readerDirs.some((root) => dir.startsWith(root))) throw new Error(`Dataset ${view.name} has a reader directory outside the engine's reader directories`);
+    return dir;
+  }
+
+  /** Runs `statements`, then `more`, on `engine`'s admin connection as one transaction. */
+  private async transaction(engine: Engine, statements: string[], more?: () => Promise<void>): Promise<void> {
+    await engine.admin.run('BEGIN TRANSACTION');
     try {
-      for (const statement of statements) await this.admin.run(statement);
+      for (const statement of statements) await engine.admin.run(statement);
       await more?.();
-      await this.admin.run('COMMIT');
+      await engine.admin.run('COMMIT');
     } catch (err) {
-      await this.admin.run('ROLLBACK');
+      await engine.admin.run('ROLLBACK');
       throw err;
     }
   }
 
   private async describe(name: string): Promise<string[]> {
-    const reader = await this.admin.runAndReadAll(`DESCRIBE ${MAIN_SCHEMA}.${quoteIdent(name)}`);
+    const reader = await this.full.admin.runAndReadAll(`DESCRIBE ${MAIN_SCHEMA}.${quoteIdent(name)}`);
     return reader.getRowObjects().map((row) => String(row['column_name']));
   }
 }
@@ -347,7 +420,36 @@ export class QueryEngine {
 // ---------------------------------------------------------------------------------------------
 // Sandbox and view DDL
 
-function sandboxStatements({ allowedDirs, threads, memoryLimit }: QueryEngineOptions): string[] {
+async function openEngine(statements: string[]): Promise<Engine> {
+  const instance = await DuckDBInstance.create(':memory:');
+  const admin = await instance.connect();
+  try {
+    for (const statement of statements) await admin.run(statement);
+    await assertSandboxed(admin);
+  } catch (err) {
+    closeEngine({ instance, admin });
+    throw err;
+  }
+  return { instance, admin };
+}
+
+function closeEngine({ instance, admin }: Engine): void {
+  admin.closeSync();
+  instance.closeSync();
+}
+
+/** Reader directories, resolved with a trailing separator; none may overlap a raw directory. */
+function checkReaderDirs({ allowedDirs, readerDirs }: QueryEngineOptions): string[] {
+  if (!readerDirs || readerDirs.length === 0) throw new Error('QueryEngine needs at least one reader directory');
+  const withSep = (dir: string) => path.resolve(dir).replace(/\/?$/, '/');
+  const raw = allowedDirs.map(withSep);
+  const out = readerDirs.map(withSep);
+  const overlap = out.find((r) => raw.some((a) => r.startsWith(a) || a.startsWith(r)));
+  if (overlap) throw new Error(`QueryEngine reader directory ${overlap} overlaps a raw data directory`);
+  return out;
+}
+
+function sandboxStatements({ allowedDirs, threads, memoryLimit, tempDir, maxTempSize }: QueryEngineOptions, side: 'full' | 'reader'): string[] {
   if (allowedDirs.length === 0) throw new Error('QueryEngine needs at least one allowed directory');
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
     throw new Error(`QueryEngine threads must be a positive integer, got ${threads}`);
@@ -355,6 +457,9 @@ function sandboxStatements({ allowedDirs, threads, memoryLimit }: QueryEngineOpt
   // The trailing slash makes the entry a directory prefix: "/data/" must not admit "/data-other/".
   const dirs = allowedDirs.map((dir) => quoteString(path.resolve(dir).replace(/\/?$/, '/')));
   return [
+    // The spill directory must be set while external access is still on: DuckDB refuses it after.
+    ...(tempDir === undefined ? [] : [`SET temp_directory = ${quoteString(path.join(path.resolve(tempDir), side))}`]),
+    ...(maxTempSize === undefined ? [] : [`SET max_temp_directory_size = ${quoteString(maxTempSize)}`]),
     `SET allowed_directories = [${dirs.join(', ')}]`,
     'SET enable_external_access = false',
     'SET autoinstall_known_extensions = false',
@@ -379,6 +484,17 @@ async function assertSandboxed(admin: DuckDBConnection): Promise<void> {
   if (row.parses !== true) throw new Error('DuckDB cannot serialise parse trees (json_serialize_sql); reader queries need it');
 }
 
+async function serializeTree(connection: DuckDBConnection, sql: string): Promise<string> {
+  const prepared = await connection.prepare('SELECT json_serialize_sql($1::VARCHAR) AS tree');
+  try {
+    prepared.bindVarchar(1, sql);
+    const [row] = (await prepared.runAndReadAll()).getRows();
+    return String(row?.[0]);
+  } finally {
+    prepared.destroySync();
+  }
+}
+
 function checkViews(views: DatasetView[]): void {
   const seen = new Set<string>();
   for (const { name, files, maskedColumns = [] } of views) {
@@ -393,24 +509,9 @@ function checkViews(views: DatasetView[]): void {
   }
 }
 
-function viewSql({ name, files }: DatasetView): string {
+function viewSql(schema: string, name: string, files: string[]): string {
   const list = files.map(quoteString).join(', ');
-  return `CREATE OR REPLACE VIEW ${MAIN_SCHEMA}.${quoteIdent(name)} AS SELECT * FROM read_parquet([${list}], union_by_name = true)`;
-}
-
-/**
- * The reader's view. REPLACE names the output column as written, so each masked column is named
- * as DuckDB spells it (`columns`), not as the manifest does.
- */
-function maskedViewSql({ name, maskedColumns = [] }: DatasetView, columns: string[]): string {
-  const byLowerName = new Map(columns.map((column) => [column.toLowerCase(), column]));
-  const replaced = maskedColumns.map((masked) => {
-    const column = byLowerName.get(masked.toLowerCase());
-    if (column === undefined) throw new Error(`masked column ${JSON.stringify(masked)} is not a column of the dataset`);
-    return `${quoteString(MASK)} AS ${quoteIdent(column)}`;
-  });
-  const select = replaced.length === 0 ? '*' : `* REPLACE (${[...new Set(replaced)].join(', ')})`;
-  return `CREATE OR REPLACE VIEW ${READER_SCHEMA}.${quoteIdent(name)} AS SELECT ${select} FROM ${MAIN_SCHEMA}.${quoteIdent(name)}`;
+  return `CREATE OR REPLACE VIEW ${schema}.${quoteIdent(name)} AS SELECT * FROM read_parquet([${list}], union_by_name = true)`;
 }
 
 function dropViewSql(schema: string, name: string): string {
@@ -438,8 +539,9 @@ function quoteIdent(name: string): string {
 // ---------------------------------------------------------------------------------------------
 // Running one query
 
-function checkLimits({ maxRows, timeoutMs }: QueryLimits): void {
+function checkLimits({ maxRows, timeoutMs, maxBytes }: QueryLimits): void {
   if (!Number.isInteger(maxRows) || maxRows < 0) throw new Error(`maxRows must be a non-negative integer, got ${maxRows}`);
+  if (maxBytes !== undefined && !(maxBytes > 0)) throw new Error(`maxBytes must be positive, got ${maxBytes}`);
   if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new Error(`timeoutMs must be positive, got ${timeoutMs}`);
 }
 
@@ -480,28 +582,48 @@ async function extractStatements(connection: DuckDBConnection, sql: string) {
   }
 }
 
-/** Streams chunks and converts at most `maxRows` rows, so a huge result never reaches JS. */
-async function readRows(result: DuckDBResult, maxRows: number, watchdog: Watchdog): Promise<QueryResult> {
+/** Rows converted between two checks of the time limit and turns given to other requests. */
+const ROWS_PER_SLICE = 512;
+
+/**
+ * Streams chunks and converts at most `maxRows` rows and about `maxBytes` bytes of JSON, so a
+ * huge result never reaches JS. Conversion runs on the event loop, where no timer can interrupt
+ * it: it stops every ROWS_PER_SLICE rows to check the time limit and let other requests run.
+ */
+async function readRows(result: DuckDBResult, { maxRows, maxBytes }: { maxRows: number; maxBytes: number }, watchdog: Watchdog): Promise<QueryResult> {
   const names = result.deduplicatedColumnNames();
   const columns = result.columnTypes().map((type, i) => ({ name: names[i] ?? `column${i}`, type }));
   const rows: Record<string, unknown>[] = [];
-  let truncated = false;
-  for (;;) {
+  let bytes = 2;
+  let truncatedBy: QueryResult['truncated_by'];
+  fetching: for (;;) {
     const chunk = await result.fetchChunk();
     watchdog.throwIfFired();
     if (!chunk || chunk.rowCount === 0) break;
-    const take = Math.min(chunk.rowCount, maxRows - rows.length);
-    for (let i = 0; i < take; i++) rows.push(rowObject(chunk.getRowValues(i), columns));
-    if (take < chunk.rowCount) {
-      truncated = true;
-      break;
+    for (let i = 0; i < chunk.rowCount; i++) {
+      if (rows.length >= maxRows) {
+        truncatedBy = 'rows';
+        break fetching;
+      }
+      const row = rowObject(chunk.getRowValues(i), columns);
+      bytes += Buffer.byteLength(JSON.stringify(row)) + 1;
+      if (bytes > maxBytes) {
+        truncatedBy = 'bytes';
+        break fetching;
+      }
+      rows.push(row);
+      if (rows.length % ROWS_PER_SLICE === 0) {
+        await yieldToLoop();
+        watchdog.throwIfFired();
+      }
     }
   }
   return {
     columns: columns.map(({ name, type }) => ({ name, type: type.toString() })),
     rows,
     row_count: rows.length,
-    truncated,
+    truncated: truncatedBy !== undefined,
+    ...(truncatedBy ? { truncated_by: truncatedBy } : {}),
   };
 }
 
@@ -602,6 +724,9 @@ function translateError(err: unknown): unknown {
   // INTERNAL and FATAL are DuckDB bugs or a broken instance, not the user's fault: keep them 500s.
   if (kind === undefined || kind === 'INTERNAL' || kind === 'FATAL') return err;
   if (kind === 'INTERRUPT') return new UnavailableError('The query was cancelled because the query engine is closing');
+  if (kind === 'Out of Memory') {
+    return new DomainError(`The query needs more memory than the query engine may use (LAKEHOUSE_QUERY_MEMORY_MB): ${summary}`, 422, 'Query Too Large');
+  }
   if (kind === 'Permission' && /Cannot access (file|directory)/.test(summary)) {
     return new BadRequestError(`The query tried to read outside the data root: ${summary}`);
   }

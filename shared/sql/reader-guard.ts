@@ -8,10 +8,17 @@
  *   a source is a dataset when it names a catalog view, otherwise a CTE, subquery, VALUES list….
  * - scope: the sources and CTE names one query node can see; a subquery's scope has its enclosing
  *   query's scope as parent, which is how correlated column references resolve.
- * - refusal: a reason a reader may not run the query. Readers get the masked views by name and
- *   nothing else, so the tree may hold only known dataset names (unqualified, or qualified with the
- *   masked schema), CTE names, subqueries and VALUES lists: no table functions (read_parquet, glob,
- *   query…), no other schema or catalog, and no node the walker does not recognise (fail closed).
+ * - refusal: a reason a reader may not run the query. The guard is an allow-list (SECURITY.md,
+ *   "SQL"): the tree may hold only catalog dataset names (plain ASCII identifiers, unqualified or
+ *   qualified with the masked schema), names of CTEs in scope whose bodies are themselves checked,
+ *   subqueries and VALUES lists, and calls of functions on the allowed list (unqualified): no table
+ *   functions (read_parquet, glob, query…), no settings, catalog or file functions, no other schema
+ *   or catalog, and no node the walker does not recognise (fail closed).
+ * - plain identifier: `^[A-Za-z_][A-Za-z0-9_]*$`. Names are folded to lower case byte-wise (ASCII
+ *   only), as DuckDB folds them; JS `toLowerCase` folds some non-ASCII letters (the Kelvin sign
+ *   U+212A becomes `k`) where DuckDB does not, so a name could pass the check and mean something else.
+ * - CTE scope: a CTE sees those defined before it in the same WITH, and itself only when its body
+ *   is a recursive (UNION) CTE; DuckDB resolves any other self-reference to a real table or file.
  *
  * Column references are attributed without binding, so they over-approximate: an unqualified
  * column counts for every dataset source of the nearest scope that has a column of that name, and
@@ -68,6 +75,12 @@ interface Scope {
   sources: Source[];
 }
 
+const PLAIN_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Window-only functions, which DuckDB does not list in duckdb_functions(). */
+const WINDOW_FUNCTIONS = new Set([
+  'row_number', 'rank', 'dense_rank', 'rank_dense', 'percent_rank', 'cume_dist', 'ntile',
+  'lag', 'lead', 'first_value', 'last_value', 'nth_value', 'fill',
+]);
 const QUERY_NODES = new Set(['SELECT_NODE', 'SET_OPERATION_NODE', 'RECURSIVE_CTE_NODE']);
 /** Objects with a `type` the walker may step through without knowing more. */
 const PLAIN_TYPES = new Set([
@@ -83,14 +96,14 @@ const EXPRESSION_CLASSES = new Set([
  * Walks `treeJson` (the text `json_serialize_sql` returned for `sql`). `readerSchema` is the one
  * schema a reader may name. Throws BadRequestError when the text holds no single SELECT.
  */
-export function analyseTree(treeJson: string, datasets: DatasetColumns, readerSchema: string): QueryShape {
+export function analyseTree(treeJson: string, datasets: DatasetColumns, readerSchema: string, functions?: ReadonlySet<string>): QueryShape {
   const tree = JSON.parse(treeJson) as JsonObject;
   if (tree['error'] === true) throw treeError(tree);
   const statements = tree['statements'];
   if (!Array.isArray(statements) || statements.length !== 1) {
     throw new BadRequestError(`Send exactly one SQL statement; this query has ${Array.isArray(statements) ? statements.length : 0}`);
   }
-  const walker = new TreeWalker(datasets, readerSchema);
+  const walker = new TreeWalker(datasets, readerSchema, functions);
   walker.walk(statements[0] ?? null, { ctes: new Set(), sources: [] });
   return walker.shape;
 }
@@ -128,6 +141,8 @@ class TreeWalker {
   constructor(
     private readonly datasets: DatasetColumns,
     private readonly readerSchema: string,
+    /** Functions a reader may call (lower case); undefined when only references are wanted. */
+    private readonly functions?: ReadonlySet<string>,
   ) {}
 
   /** Steps through anything; nodes that carry meaning go to their handlers. */
@@ -151,11 +166,15 @@ class TreeWalker {
 
   private queryNode(node: JsonObject, outer: Scope): void {
     const scope: Scope = { parent: outer, ctes: new Set(), sources: [] };
-    // Each CTE sees itself (recursive CTEs) and those before it, never those after.
+    // Each CTE sees those before it, never those after, and itself only when recursive.
     for (const entry of asArray(asObject(node['cte_map'])?.['map'])) {
-      const name = lower(asObject(entry)?.['key']);
+      const key = asObject(entry)?.['key'];
+      const value = asObject(entry)?.['value'] ?? null;
+      const name = this.identifier(key, 'CTE');
+      const recursive = asObject(asObject(asObject(value)?.['query'])?.['node'])?.['type'] === 'RECURSIVE_CTE_NODE';
+      if (recursive) scope.ctes.add(name);
+      this.walk(value, scope);
       scope.ctes.add(name);
-      this.walk(asObject(entry)?.['value'] ?? null, scope);
     }
     if (node['type'] === 'SELECT_NODE') {
       const from = asObject(node['from_table']);
@@ -239,9 +258,10 @@ class TreeWalker {
   }
 
   private baseTable(ref: JsonObject, scope: Scope): void {
-    const name = lower(ref['table_name']);
+    const name = this.identifier(ref['table_name'], 'table');
     const schema = lower(ref['schema_name']);
     const catalog = lower(ref['catalog_name']);
+    if (ref['at_clause'] !== null && ref['at_clause'] !== undefined) this.refuse(`AT (…) on "${name}"`);
     if (!schema && !catalog && isCte(name, scope)) return;
     if (catalog || (schema && schema !== this.readerSchema)) {
       this.refuse(`"${[catalog, schema, name].filter(Boolean).join('.')}" names a schema or catalog`);
@@ -295,9 +315,28 @@ class TreeWalker {
     const kind = String(node['class']);
     if (!EXPRESSION_CLASSES.has(kind)) return this.refuse(`a ${kind} expression, which the guard does not understand`);
     if (kind === 'CONSTANT') return;
+    if (kind === 'FUNCTION' || kind === 'WINDOW') this.functionCall(node);
     if (kind === 'COLUMN_REF') return this.columnRef(asArray(node['column_names']).map(lower), scope);
     if (kind === 'STAR') this.star(node, scope);
     this.walkFields(node, scope, []);
+  }
+
+  /** Only unqualified calls of allowed functions; operators (`+`, `~~`, `[]`) are functions too. */
+  private functionCall(node: JsonObject): void {
+    if (!this.functions) return;
+    const raw = node['function_name'];
+    const name = lower(raw);
+    const qualified = [node['schema'], node['catalog']].some((part) => typeof part === 'string' && part !== '');
+    const allowed = this.functions.has(name) || (node['class'] === 'WINDOW' && WINDOW_FUNCTIONS.has(name));
+    if (qualified) this.refuse(`the qualified function ${JSON.stringify(raw)}`);
+    else if (!allowed || !isAscii(raw)) this.refuse(`the function ${JSON.stringify(raw)}()`);
+  }
+
+  /** A relation or CTE name: a plain identifier, else refused (paths, quoted oddities, non-ASCII). */
+  private identifier(value: Json | undefined, what: string): string {
+    const name = lower(value);
+    if (typeof value !== 'string' || !PLAIN_IDENTIFIER.test(value)) this.refuse(`the ${what} name ${JSON.stringify(value)} is not a plain identifier`);
+    return name;
   }
 
   private columnRef(names: string[], scope: Scope): void {
@@ -389,6 +428,11 @@ function asArray(value: Json | undefined): Json[] {
   return Array.isArray(value) ? value : [];
 }
 
+/** ASCII-only lower case, as DuckDB folds identifiers (see "plain identifier" above). */
 function lower(value: Json | undefined): string {
-  return typeof value === 'string' ? value.toLowerCase() : '';
+  return typeof value === 'string' ? value.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32)) : '';
+}
+
+function isAscii(value: Json | undefined): boolean {
+  return typeof value === 'string' && /^[\x20-\x7e]*$/.test(value);
 }

@@ -4,13 +4,15 @@
  *
  *   <root>/datasets/<name>/manifest.json       dataset manifest (versioned)
  *   <root>/datasets/<name>/parts/*.parquet     immutable part files listed by the manifest
+ *   <root>/reader/<name>/*.parquet             reader copies of parts (masked or hard-linked), all readers' SQL reaches
+ *   <root>/staging/duckdb/                     where the query engines spill what does not fit in memory
  *   <root>/staging/uploads/<id>                request bodies streamed here for workers to read
  *   <root>/secrets/                            generated API key, secret key, sealed DSNs (0600), never queryable
  *   <root>/inbox/<dataset>/                    files dropped for ingest; .claimed/, processed/, failed/
  *   <root>/audit/                              query audit log (JSON lines), never queryable
  *   <root>/trash/                              deleted datasets, purged after LAKEHOUSE_TRASH_DAYS
  *   <root>/redis/                              files of a private redis-server started by `up`
- * Buckets other than primary (shared/storage/buckets.ts) hold datasets/ and trash/ only.
+ * Buckets other than primary (shared/storage/buckets.ts) hold datasets/, reader/ and trash/ only.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -38,6 +40,19 @@ export class DataRoot {
 
   datasetDir(name: string): string {
     return this.inside(this.datasetsDir(), checkName(name, 'dataset'));
+  }
+
+  /** Reader copies (shared/sql/reader-copies.ts); the only files readers' SQL can open. */
+  readerDir(): string {
+    return path.join(this.root, 'reader');
+  }
+
+  datasetReaderDir(name: string): string {
+    return this.inside(this.readerDir(), checkName(name, 'dataset'));
+  }
+
+  queryTempDir(): string {
+    return path.join(this.root, 'staging', 'duckdb');
   }
 
   uploadsDir(): string {

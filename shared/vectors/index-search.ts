@@ -14,6 +14,7 @@ import { maskedColumns } from '../catalog/manifest.ts';
 import type { Config } from '../config.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import type { Caller, CatalogQuery } from '../sql/catalog-query.ts';
+import { assertFilterShape, filterQuerySql } from '../sql/filter-query.ts';
 import type { Buckets } from '../storage/buckets.ts';
 import { providerFor } from './embedding/provider-cache.ts';
 import type { ProviderName, ProviderSpec } from './embedding/provider.ts';
@@ -47,8 +48,6 @@ export interface SearchResponse {
   matched_docs?: number;
 }
 
-/** Most document ids a filter may select; a broader filter is not a filter worth a plan. */
-const MAX_FILTER_IDS = 1_000_000;
 const MASK = '***';
 
 export class IndexSearcher {
@@ -77,12 +76,14 @@ export class IndexSearcher {
     if (!gen) throw new ConflictError(`index ${name} has no generation yet (its first embed job has not finished)`);
     const loaded = await this.cache.get(name, gen.id, () => LoadedGeneration.load(generationDir(root, name, gen.id), index.embedding.dims, index.hnsw.ef_search));
     const vector = await this.queryVector(index, req);
-    const ef = req.ef ?? index.hnsw.ef_search;
+    const maxEf = this.config.searchMaxEf;
+    if (req.ef !== undefined && req.ef > maxEf) throw new BadRequestError(`ef ${req.ef} is above this server's limit of ${maxEf} (LAKEHOUSE_SEARCH_MAX_EF)`);
+    const ef = Math.min(req.ef ?? index.hnsw.ef_search, maxEf);
     let labels: { label: number; score: number }[];
     let plan: SearchResponse['plan'] = 'hnsw';
     let matched: number | undefined;
     if (req.filter === undefined) {
-      labels = loaded.search(vector, req.k, Math.max(ef, req.k));
+      labels = loaded.search(vector, req.k, Math.min(Math.max(ef, req.k), Math.max(maxEf, req.k)));
     } else {
       const docs = await this.filterDocs(index, req.filter, caller);
       matched = docs.size;
@@ -95,7 +96,15 @@ export class IndexSearcher {
         plan = 'hnsw-filtered';
         // the filter applies inside the graph walk; if that finds fewer than k, widen ef and walk again
         const keep = (label: number) => docs.has(loaded.docId(label));
-        labels = widenUntil(choice.widths, req.k, (width) => loaded.search(vector, req.k, Math.max(ef, width), keep));
+        // ef never widens past LAKEHOUSE_SEARCH_MAX_EF; if that walk finds fewer than k, the
+        // matched documents (bounded by LAKEHOUSE_SEARCH_FILTER_MAX_ROWS) are scored exactly.
+        const widths = [...choice.widths.filter((w) => w < maxEf), maxEf].slice(0, choice.widths.length);
+        labels = widenUntil(widths, req.k, (width) => loaded.search(vector, req.k, Math.min(Math.max(ef, width), Math.max(maxEf, req.k)), keep));
+        if (labels.length < req.k && widths.at(-1)! < choice.widths.at(-1)!) {
+          plan = 'exact';
+          const candidates = loaded.labelsOfDocs(docs);
+          labels = exactTopK(vector, loaded.vectors(candidates), index.embedding.dims, req.k).map((r) => ({ label: candidates[r.index]!, score: r.score }));
+        }
       }
     }
     const meta = await readChunkMeta(generationVectorFiles(root, index, gen), labels.map((l) => loaded.chunkId(l.label)));
@@ -131,10 +140,13 @@ export class IndexSearcher {
 
   /** The source documents the filter selects, through the sandboxed SQL every query takes. */
   private async filterDocs(index: IndexManifest, filter: string, caller: Caller): Promise<Set<string>> {
-    const id = `"${index.source.id_column.replace(/"/g, '""')}"`;
-    const sql = `SELECT DISTINCT CAST(${id} AS VARCHAR) AS doc_id FROM "${index.source.dataset}" WHERE (${filter})`;
-    const result = await this.sql.query(sql, caller, MAX_FILTER_IDS, MAX_FILTER_IDS);
-    if (result.truncated) throw new BadRequestError(`the filter selects more than ${MAX_FILTER_IDS} documents; narrow it or search without it`);
+    const sql = filterQuerySql(index.source.dataset, index.source.id_column, filter);
+    assertFilterShape(await this.sql.parseTree(sql), index.source.dataset);
+    const max = this.config.searchFilterMaxRows;
+    const result = await this.sql.query(sql, caller, max, max);
+    if (result.truncated) {
+      throw new BadRequestError(`the filter selects more than ${max} documents (LAKEHOUSE_SEARCH_FILTER_MAX_ROWS) or more data than one result may hold; narrow it or search without it`);
+    }
     return new Set(result.rows.map((r) => String(r['doc_id'])));
   }
 }

@@ -57,7 +57,7 @@ test('a worker SIGKILLed mid-ingest leaves no partial part visible; the recovere
   const producer = await startProducer(env);
   const queue = producer.queue('ingest');
   const doomed = await startWorkerProcess(env, 'doomed-worker', { concurrency: 2 });
-  const reader = await QueryEngine.open({ allowedDirs: [new DataRoot(env.dataDir).datasetsDir()] });
+  const reader = await QueryEngine.open({ allowedDirs: [new DataRoot(env.dataDir).datasetsDir()], readerDirs: [new DataRoot(env.dataDir).readerDir()] });
   env.defer(() => reader.close());
 
   // The dataset exists with one part, so "nothing visible" means "the old version, exactly".

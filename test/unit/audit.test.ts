@@ -2,6 +2,7 @@
  * The query audit log: concurrent appenders (other processes included) never tear a line, list
  * pages newest first across daily files, and keys and URL passwords never reach the disk.
  */
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -85,27 +86,34 @@ describe('QueryLog.append', () => {
     assert.equal((await fs.readFile(path.join(dir, 'queries-2024-03-01.jsonl'), 'utf8')).split('\n').filter(Boolean).length, 2);
   });
 
-  it('never writes the key or a URL password, and truncates long SQL', async () => {
+  it('never writes the key or a URL password, and keeps the head and tail of huge SQL with its hash', async () => {
     const dir = path.join(root, 'secrets');
     const log = new QueryLog(dir);
-    const sql = `SELECT * FROM read_csv('postgres://app:hunter2-pass@db.internal/x') -- ${'y'.repeat(5000)}`;
+    const sql = `SELECT * FROM read_csv('postgres://app:hunter2-pass@db.internal/x') -- ${'y'.repeat(20_000)} END-OF-QUERY`;
     const written = await log.append(entry(new Date().toISOString(), { sql, outcome: 'error', error: 'IO Error: https://u:hunter2-pass@host/ failed' }));
     const text = (await allLines(dir)).join('\n');
     assert.ok(!text.includes(SECRET_KEY), 'the key');
     assert.ok(!text.includes('hunter2-pass'), 'the password');
     assert.match(text, /app:\*\*\*@db\.internal/);
-    assert.equal(written.sql.length, MAX_SQL_CHARS);
+    assert.ok(written.sql.length < MAX_SQL_CHARS, 'huge SQL is cut');
+    assert.match(written.sql, /^SELECT \* FROM read_csv\('postgres:\/\/app:\*\*\*@db\.internal\/x'\)/, 'its head');
+    assert.match(written.sql, /…\[\d+ characters left out\]…\ny+ END-OF-QUERY$/, 'its tail');
+    const redacted = sql.replace('hunter2-pass', '***');
+    assert.equal(written.sql_chars, redacted.length);
+    assert.equal(written.sql_sha256, createHash('sha256').update(redacted).digest('hex'));
+    const short = await log.append(entry(new Date().toISOString(), { sql: `SELECT '${'q'.repeat(5000)}'` }));
+    assert.equal(short.sql, `SELECT '${'q'.repeat(5000)}'`, 'SQL under the limit is kept whole');
     assert.match(written.who, /^[0-9a-f]{8}:reader$/);
     assert.equal(written.who, auditIdentity(SECRET_KEY, 'reader'));
   });
 
-  it('keeps a line under 4 KiB even with a huge column list, and says what it left out', async () => {
+  it('keeps a line under 16 KB even with a huge column list, and says what it left out', async () => {
     const dir = path.join(root, 'huge');
     const log = new QueryLog(dir);
-    const pii = Array.from({ length: 300 }, (_, i) => ({ dataset: 'customers', column: `column_number_${i}` }));
+    const pii = Array.from({ length: 1000 }, (_, i) => ({ dataset: 'customers', column: `column_number_${i}` }));
     const written = await log.append(entry(new Date().toISOString(), { sql: 'z'.repeat(3000), pii_columns: pii }));
     const [line] = await allLines(dir);
-    assert.ok(Buffer.byteLength(line! + '\n') < 4096);
+    assert.ok(Buffer.byteLength(line! + '\n') < 16_000);
     assert.ok(written.pii_columns.length < pii.length);
     assert.match(written.error ?? '', /audit entry too long: \d+ dataset\/PII column item\(s\) left out/);
   });

@@ -70,7 +70,7 @@ before(async () => {
   customersFile = path.join(dataDir, 'customers', 'parts', 'part-1.parquet');
   ordersFile = path.join(dataDir, 'orders', 'parts', 'part-1.parquet');
   await writeFixtures();
-  engine = await QueryEngine.open({ allowedDirs: [dataDir], threads: 2 });
+  engine = await QueryEngine.open({ allowedDirs: [dataDir], readerDirs: [path.join(root, 'reader')], threads: 2 });
   await engine.syncViews(views());
 });
 
@@ -149,7 +149,7 @@ describe('a reader', () => {
     ['read_parquet in an IN subquery', () => `SELECT id FROM customers WHERE id IN (SELECT id FROM read_parquet(${q(customersFile)}) WHERE Email LIKE 'a%')`, tableFunction],
     ['read_parquet in a LATERAL join', () => `SELECT * FROM customers c, LATERAL (SELECT Email FROM read_parquet(${q(customersFile)}) WHERE id = c.id)`, tableFunction],
     ['read_parquet in a UNION', () => `SELECT Email FROM customers UNION ALL SELECT Email FROM read_parquet(${q(customersFile)})`, tableFunction],
-    ['the file as a table name', () => `SELECT * FROM ${q(customersFile)}`, /is not a dataset/],
+    ['the file as a table name', () => `SELECT * FROM ${q(customersFile)}`, /is not a plain identifier/],
     ['the main schema', () => 'SELECT * FROM main.customers', /"main\.customers" names a schema or catalog/],
     ['the main schema in upper case', () => 'SELECT * FROM "MAIN"."CUSTOMERS"', /names a schema or catalog/],
     ['the catalog', () => 'SELECT * FROM memory.main.customers', /"memory\.main\.customers" names a schema or catalog/],

@@ -60,7 +60,7 @@ before(async () => {
   part1 = path.join(dataDir, 'sales-1.parquet');
   part2 = path.join(dataDir, 'sales-2.parquet');
   await writeFixtures();
-  engine = await QueryEngine.open({ allowedDirs: [dataDir], threads: 2, memoryLimit: '512MB' });
+  engine = await QueryEngine.open({ allowedDirs: [dataDir], readerDirs: [path.join(root, 'reader')], threads: 2, memoryLimit: '512MB' });
 });
 
 after(async () => {
@@ -223,7 +223,7 @@ describe('limits', () => {
   });
 
   it('times out a query that waited too long for a free slot', BOUNDED, async () => {
-    const single = await QueryEngine.open({ allowedDirs: [dataDir], maxConcurrentQueries: 1 });
+    const single = await QueryEngine.open({ allowedDirs: [dataDir], readerDirs: [path.join(root, 'reader')], maxConcurrentQueries: 1 });
     try {
       const slow = single.query(ENDLESS, { ...LIMITS, timeoutMs: 2000 });
       await assert.rejects(single.query('SELECT 1', { ...LIMITS, timeoutMs: 100 }), (err: unknown) => err instanceof DomainError && err.status === 408);
@@ -234,7 +234,7 @@ describe('limits', () => {
   });
 
   it('close() cancels running queries instead of waiting for them', BOUNDED, async () => {
-    const closing = await QueryEngine.open({ allowedDirs: [dataDir] });
+    const closing = await QueryEngine.open({ allowedDirs: [dataDir], readerDirs: [path.join(root, 'reader')] });
     const started = Date.now();
     const slow = closing.query(ENDLESS, { ...LIMITS, timeoutMs: 60_000 });
     // a query that completes after the slow one was dispatched: the slow one is now inside DuckDB
