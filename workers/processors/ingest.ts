@@ -1,3 +1,4 @@
+import { redactDsn } from '../../shared/redact.ts';
 import { UnrecoverableError, type Job } from 'bullmq';
 import fs from 'node:fs/promises';
 import type { z } from 'zod';
@@ -59,7 +60,7 @@ async function resolveSource(payload: Payload, ctx: WorkerContext): Promise<Reso
       const dsn = src.connection !== undefined ? namedDsn(ctx, src.connection) : await ctx.secrets.open(src.secret!);
       return {
         kind: src.kind,
-        dsnRedacted: src.dsn_redacted ?? `connection:${src.connection}`,
+        dsnRedacted: src.dsn_redacted !== undefined ? redactDsn(src.dsn_redacted) : `connection:${src.connection}`,
         spec: {
           kind: src.kind, dsn, batchSize: src.batch_size, decimalsAsFloat: src.decimals_as_float,
           ...(src.table ? { table: src.table } : {}), ...(src.query ? { query: src.query } : {}),
