@@ -222,7 +222,7 @@ function redactUrlsInText(text: string): string {
       const token = /^[^\s"'<>`]*/.exec(scope)![0];
       const authority = token.split(/[/?#]/)[0]!;
       // `host:port` is fine; anything else with a colon before the path could be `user:pass` cut by a space
-      const safe = !authority.includes(':') || /^(?:\[[^\]]*\]|[A-Za-z0-9.-]*)(?::\d+)?$/.test(authority);
+      const safe = !authority.includes(':') || /^(?:\[[^\]]*\]|[A-Za-z0-9.-]*)(?::\d+)?[:.,;)]*$/.test(authority);
       // an unsafe authority without a host after it: a cut password may run on past the space, so the rest of the line goes
       replaced = safe ? `${m[1]}://${redactQuery(token)}` : `${m[1]}://${REDACTED}`;
       end = safe ? bodyStart + token.length : lineEnd;
