@@ -230,7 +230,7 @@ interface EmbedBody {
   dataset: string;
   id_column?: string;
   text_column?: string;
-  provider?: 'local' | 'ollama' | 'openai';
+  provider?: string;
   model?: string;
   url?: string;
   refresh_policy?: 'manual' | 'on_append';
