@@ -67,7 +67,8 @@ export const shardPayload = z.object({
   shard: z.number().int().min(0),
   shards: z.number().int().min(1),
   chunks_total: z.number().int(),
-  provider: providerName,
+  // set by the server from the index manifest; an unconfigured name fails where it is resolved, with the reason
+  provider: z.string().min(1).max(200),
   model: z.string().optional(),
 });
 

@@ -209,7 +209,12 @@ function redactUrlsInText(text: string): string {
     const lineEnd = indexOrEnd(text, '\n', bodyStart);
     const nextUrl = text.slice(bodyStart, lineEnd).search(/[A-Za-z][A-Za-z0-9+.-]{1,30}:\/\//);
     const scope = text.slice(bodyStart, nextUrl < 0 ? lineEnd : bodyStart + nextUrl);
-    const at = lastAuthorityAtInText(scope);
+    const first = /^[^\s"'<>`]*/.exec(scope)![0];
+    // a first word that is plainly `host.name[:port]…` without `@` is the whole URL; otherwise a password may hold spaces
+    const firstAt = lastAuthorityAtInText(first);
+    const at = firstAt >= 0 && CLEAR_AUTHORITY.test(first.slice(firstAt + 1).split(/[/?#]/)[0]!)
+      ? firstAt // `user:pass@host.name/db` in one word: the DSN ends with the word
+      : !first.includes('@') && CLEAR_AUTHORITY.test(first.split(/[/?#]/)[0]!) ? -1 : lastAuthorityAtInText(scope);
     let replaced: string;
     let end: number;
     if (at >= 0) {
@@ -233,6 +238,9 @@ function redactUrlsInText(text: string): string {
   return out + text.slice(from);
 }
 
+/** A host with a dot (or `localhost`, or bracketed IPv6), an optional numeric port, trailing punctuation. */
+const CLEAR_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]*\.[A-Za-z0-9.-]*|localhost)(?::\d+)?[:.,;)]*$/;
+
 /** The last `@` in a URL's scope that is followed by a host (not by a space or the end). */
 function lastAuthorityAtInText(scope: string): number {
   for (let at = scope.lastIndexOf('@'); at >= 0; at = at === 0 ? -1 : scope.lastIndexOf('@', at - 1)) {
@@ -242,7 +250,7 @@ function lastAuthorityAtInText(scope: string): number {
 }
 
 function redactGoMysqlInText(text: string): string {
-  return text.replace(/([^\s:@"'`]+):[^\s@]*@((?:tcp|udp|unix)\()/g, `$1:${REDACTED}@$2`);
+  return text.replace(/([^\s:@"'`/]+):(?!\/\/)[^\s@]*@((?:tcp|udp|unix)\()/g, `$1:${REDACTED}@$2`);
 }
 
 function redactBearer(text: string): string {
