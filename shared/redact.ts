@@ -249,8 +249,29 @@ function lastAuthorityAtInText(scope: string): number {
   return -1;
 }
 
+/**
+ * `user:pass@tcp(host)/db` in text: the password runs from the first `word:` before the `@`
+ * (after any URL; a `:` followed by a space or `/` does not count) to the `@` — spaces included, since where a
+ * password with a space starts cannot be known better.
+ */
 function redactGoMysqlInText(text: string): string {
-  return text.replace(/([^\s:@"'`/]+):(?!\/\/)[^\s@]*@((?:tcp|udp|unix)\()/g, `$1:${REDACTED}@$2`);
+  return text
+    .split('\n')
+    .map((line) => {
+      let out = '';
+      let from = 0;
+      for (const m of line.matchAll(/@(?:tcp|udp|unix)\(/g)) {
+        const segment = line.slice(from, m.index);
+        // URLs were redacted already: the Go form starts after the last word holding `://`
+        const lastUrl = [...segment.matchAll(/\S*:\/\/\S*/g)].at(-1);
+        const start = lastUrl ? lastUrl.index + lastUrl[0].length : 0;
+        const user = /[^\s:@"'`/()]+:(?![\s/]|$)/.exec(segment.slice(start));
+        out += user ? `${segment.slice(0, start + user.index + user[0].length)}${REDACTED}` : segment;
+        from = m.index;
+      }
+      return out + line.slice(from);
+    })
+    .join('\n');
 }
 
 function redactBearer(text: string): string {

@@ -6,7 +6,7 @@
  * loggers serialise causes and drivers keep their connection config on them.
  */
 import { BadRequestError, UnavailableError } from '../../errors.ts';
-import { dsnPasswords, redactSecrets } from '../../redact.ts';
+import { dsnPasswords, redactDsn, redactSecrets } from '../../redact.ts';
 
 export interface SourceLabel {
   kind: 'postgres' | 'mysql';
@@ -34,7 +34,9 @@ export function sourceLabel(kind: SourceLabel['kind'], dsn: string): SourceLabel
     throw new BadRequestError(`${kind} source: the DSN scheme must be one of ${SCHEMES[kind].join(', ')}`);
   }
   const secrets = dsnPasswords(dsn).filter((s) => s.length > 0);
-  return { kind, host: `${url.hostname || 'localhost'}:${url.port || DEFAULT_PORT[kind]}`, secrets };
+  // the host as redaction splits it: `new URL` reads `u:12/ss@db` as host u, port 12 — part of the password
+  const shown = URL.canParse(redactDsn(dsn)) ? new URL(redactDsn(dsn)) : url;
+  return { kind, host: `${shown.hostname || 'localhost'}:${shown.port || DEFAULT_PORT[kind]}`, secrets };
 }
 
 /** SQLSTATE classes that mean the request itself is wrong: retrying cannot help. */
