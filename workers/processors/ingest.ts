@@ -1,4 +1,3 @@
-import { redactDsn } from '../../shared/redact.ts';
 import { UnrecoverableError, type Job } from 'bullmq';
 import fs from 'node:fs/promises';
 import type { z } from 'zod';
@@ -6,8 +5,10 @@ import { ingestPayload, type ingestResult } from '../../queues/ingest.ts';
 import { claimedFile, describeClaim, settle } from '../../shared/inbox/inbox.ts';
 import { fingerprintFile } from '../../shared/ingest/fingerprint.ts';
 import { ingestSource, type ResolvedSource } from '../../shared/ingest/ingest-source.ts';
+import { redactDsn } from '../../shared/redact.ts';
 import { markStale } from '../../shared/vectors/staleness.ts';
 import { isPermanent } from '../permanent-failure.ts';
+import { redactFailure } from '../redacted-failure.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { datasetLockKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { jobProgress } from '../job-progress.ts';
@@ -42,8 +43,8 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
     // Bad input will not get better on a retry; everything else (Redis, disk, a lock) might.
     const final = isPermanent(err) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     if (final && claimedInbox) await settle(ctx.buckets.primary, claimedInbox, { ok: false, error: (err as Error).message });
-    if (isPermanent(err)) throw new UnrecoverableError((err as Error).message);
-    throw err;
+    if (isPermanent(err)) throw redactFailure(new UnrecoverableError((err as Error).message));
+    throw redactFailure(err);
   }
 }
 
