@@ -29,7 +29,7 @@ import { startLlmStandIn, type LlmStandIn } from '../helpers/llm-stand-in.ts';
 const ADMIN = 'admin-key-ssrf-0b4c7e2a91';
 const WRITER = 'writer-key-ssrf-6d1f3a8c52';
 const READER = 'reader-key-ssrf-9e5b2c7d40';
-const GOOD_KEY = `sk-good-${randomBytes(12).toString('hex')}`;
+const GOOD_KEY = `gk-${randomBytes(12).toString('hex')}`; // no well-known key shape: only binding and literal scrubbing can hide it
 const BUILTIN_KEY = `sk-builtin-${randomBytes(12).toString('hex')}`;
 const DIMS = 8;
 
@@ -61,7 +61,7 @@ async function run(res: Promise<HttpAnswer>, what: string): Promise<any> {
 function assertNoKey(text: string, where: string): void {
   for (const key of [GOOD_KEY, BUILTIN_KEY]) {
     const random = key.slice(key.lastIndexOf('-') + 1);
-    for (const piece of [key, random.slice(0, 10), random.slice(-10), Buffer.from(key).toString('base64').slice(0, 16)]) {
+    for (const piece of [key, random.slice(0, 6), random.slice(-6), Buffer.from(key).toString('base64').slice(0, 16)]) {
       assert.ok(!text.includes(piece), `${where} holds (part of) a key: ${text.slice(0, 600)}`);
     }
   }
@@ -275,7 +275,7 @@ describe('SSRF and key binding of embedding providers', { timeout: 240_000 }, ()
   it('error bodies that echo the key or carry credentials are scrubbed, then trimmed, in job views and problems', async () => {
     const bodies: { body: unknown; secrets: string[] }[] = [
       { body: { error: 'invalid api key', echo: `Authorization: Bearer ${GOOD_KEY}` }, secrets: [] },
-      { body: `${'x'.repeat(185)} ${GOOD_KEY} tail`, secrets: [] },
+      { body: `${'x'.repeat(180)} ${GOOD_KEY} tail`, secrets: [] }, // a cut at 200 would keep half the key
       { body: `key was ${encodeURIComponent(GOOD_KEY)} / ${Buffer.from(GOOD_KEY).toString('base64')}`, secrets: [] },
       { body: { headers: { authorization: `Bearer ${GOOD_KEY}` } }, secrets: [] },
       { body: 'could not connect to postgres://admin:S3cr3t p@ss@db.internal:5432/x', secrets: ['S3cr3t', 'p@ss'] },
