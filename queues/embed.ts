@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { PROVIDER_NAMES } from '../shared/vectors/embedding/provider.ts';
+import { BadRequestError } from '../shared/errors.ts';
+import { ENDPOINT_NAME } from '../shared/outbound/named-endpoints.ts';
 import { DEFAULT_CHUNK } from '../shared/vectors/chunking.ts';
 import { entityName } from '../shared/storage/names.ts';
 import { DEFAULT_JOB_OPTIONS } from './default-job-options.ts';
-import { declareQueue } from './queue-declaration.ts';
+import { declareQueue, type SealContext } from './queue-declaration.ts';
 
 export const hnswConfig = z.object({
   m: z.number().int().min(4).max(64).default(16),
@@ -13,15 +14,26 @@ export const hnswConfig = z.object({
 
 export const refreshPolicy = z.union([z.enum(['manual', 'on_append']), z.object({ cron: z.string().min(1).max(256) })]);
 
+/** Fields a client might use to point a job at an address or hand it a key: refused, naming the setting to use instead. */
+const OUTBOUND_FIELDS = ['url', 'base_url', 'baseUrl', 'endpoint', 'host', 'api_key', 'apiKey', 'key', 'token', 'authorization', 'headers'] as const;
+export const NAMED_PROVIDER_HINT =
+  'embedding endpoints and keys are server configuration: name a provider configured with LAKEHOUSE_EMBED_PROVIDER_<NAME>=<ollama|openai>:<base url> ' +
+  '(key in LAKEHOUSE_EMBED_PROVIDER_<NAME>_KEY), or the built-in local, ollama (LAKEHOUSE_OLLAMA_URL) or openai (LAKEHOUSE_OPENAI_URL + OPENAI_API_KEY)';
+const refusedOutbound = Object.fromEntries(
+  OUTBOUND_FIELDS.map((f) => [f, z.never({ error: `a job may not carry "${f}": ${NAMED_PROVIDER_HINT}` }).optional()]),
+) as Record<(typeof OUTBOUND_FIELDS)[number], z.ZodOptional<z.ZodNever>>;
+
+const providerName = z.string().regex(ENDPOINT_NAME, 'a provider name configured on the server (lower-case letters, digits, _)');
+
 export const embedRequest = z
   .object({
     index: entityName,
     dataset: entityName,
     id_column: z.string().min(1).max(255),
     text_column: z.string().min(1).max(255),
-    provider: z.enum(PROVIDER_NAMES).default('local'),
+    provider: providerName.default('local').describe('a named embedding provider configured on the server: local, ollama, openai or LAKEHOUSE_EMBED_PROVIDER_<NAME>'),
     model: z.string().min(1).max(200).optional(),
-    url: z.url().optional().describe('ollama/openai base URL for this index (default: the server setting)'),
+    ...refusedOutbound,
     chunk_size: z.number().int().min(50).max(20_000).default(DEFAULT_CHUNK.size),
     overlap: z.number().int().min(0).max(10_000).default(DEFAULT_CHUNK.overlap),
     hnsw: hnswConfig.default({ m: 16, ef_construction: 200, ef_search: 100 }),
@@ -55,9 +67,9 @@ export const shardPayload = z.object({
   shard: z.number().int().min(0),
   shards: z.number().int().min(1),
   chunks_total: z.number().int(),
-  provider: z.enum(PROVIDER_NAMES),
+  // set by the server from the index manifest; an unconfigured name fails where it is resolved, with the reason
+  provider: z.string().min(1).max(200),
   model: z.string().optional(),
-  url: z.string().optional(),
 });
 
 export const embedJobPayload = z.union([
@@ -70,11 +82,22 @@ export const embedResult = z.union([
   z.object({ shard: z.number().int(), rows: z.number().int(), file: z.string() }),
 ]);
 
+type EmbedRequest = z.output<typeof embedRequest>;
+
+/** The provider must be one the server configures; the URL and key are looked up when it is used, never stored in the job. */
+export async function sealEmbed(request: EmbedRequest, ctx: SealContext): Promise<z.input<typeof embedJobPayload>> {
+  if (!ctx.embedProviders.includes(request.provider)) {
+    throw new BadRequestError(`embedding provider ${JSON.stringify(request.provider)} is not configured on this server (configured: ${ctx.embedProviders.join(', ')}); ${NAMED_PROVIDER_HINT}`);
+  }
+  return { kind: 'embed', ...request };
+}
+
 export const embed = declareQueue({
   name: 'embed',
   description: 'Embed a dataset text column into a vector index (fans out shards over every embed worker, then builds an HNSW generation)',
   payload: embedJobPayload,
   request: embedRequest,
+  seal: sealEmbed,
   result: embedResult,
   jobOptions: DEFAULT_JOB_OPTIONS,
 });

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { describeClaim } from '../shared/inbox/inbox.ts';
 import { FILE_FORMATS } from '../shared/ingest/formats/file-format.ts';
-import { redactSecrets } from '../shared/redact.ts';
-import { BadRequestError } from '../shared/errors.ts';
+import { redactDsn } from '../shared/redact.ts';
+import { BadRequestError, ForbiddenError } from '../shared/errors.ts';
 import { entityName } from '../shared/storage/names.ts';
 import { DEFAULT_JOB_OPTIONS } from './default-job-options.ts';
 import { declareQueue, type SealContext } from './queue-declaration.ts';
@@ -57,7 +57,7 @@ export const dbSource = z
     ...dbCommon,
     connection: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/).optional(),
     secret: z.string().uuid().optional().describe('set by the server: the sealed DSN'),
-    dsn_redacted: z.string().optional().describe('set by the server, for people reading the job'),
+    dsn_redacted: z.string().overwrite(redactDsn).optional().describe('set by the server, for people reading the job (redacted again whenever read)'),
   })
   .refine((s) => (s.connection === undefined) !== (s.secret === undefined), { message: 'give exactly one of dsn or connection', path: ['connection'] })
   .refine(oneOfTableOrQuery, TABLE_OR_QUERY);
@@ -112,7 +112,19 @@ export async function sealIngest(request: IngestRequest, ctx: SealContext): Prom
   }
   const { dsn, ...rest } = source;
   if (dsn === undefined) return { ...request, source: rest };
-  return { ...request, source: { ...rest, secret: await ctx.secrets.seal(dsn), dsn_redacted: redactSecrets(dsn) } };
+  assertJobDsnAllowed(ctx);
+  return { ...request, source: { ...rest, secret: await ctx.secrets.seal(dsn), dsn_redacted: redactDsn(dsn) } };
+}
+
+/**
+ * A DSN in a job points a worker at any address: that is an admin's decision twice over — the
+ * server must allow it (LAKEHOUSE_ALLOW_JOB_DSN) and the caller must be an admin. Everyone else
+ * names a connection the server configures.
+ */
+function assertJobDsnAllowed(ctx: SealContext): void {
+  const hint = `name a connection configured on the server instead ("connection": "<name>" for LAKEHOUSE_CONNECTION_<NAME>${ctx.connections.length ? `; configured: ${ctx.connections.join(', ')}` : ''})`;
+  if (!ctx.allowJobDsn) throw new BadRequestError(`a DSN in an ingest job is disabled on this server (LAKEHOUSE_ALLOW_JOB_DSN=false): ${hint}`);
+  if (ctx.callerRole !== 'admin') throw new ForbiddenError(`a DSN in an ingest job needs the admin role (LAKEHOUSE_ALLOW_JOB_DSN allows it to admins only): ${hint}`);
 }
 
 export const ingest = declareQueue({

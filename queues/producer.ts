@@ -5,6 +5,7 @@
 import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
+import type { Role } from '../shared/config.ts';
 import { BadRequestError } from '../shared/errors.ts';
 import type { SealContext } from './queue-declaration.ts';
 import { getQueueDeclaration, QUEUES } from './registry.ts';
@@ -14,6 +15,8 @@ export interface EnqueueRequest {
   /** Client-chosen id: adding a job whose id exists returns the existing job (dedupe). */
   jobId?: string;
   options?: Pick<JobsOptions, 'priority' | 'delay' | 'attempts'>;
+  /** The API caller's role, for seal steps that allow something to admins only (a job's own DSN). */
+  role?: Role | undefined;
 }
 
 export class ZodPayloadError extends BadRequestError {
@@ -53,9 +56,9 @@ export class Producer {
    * A client's request → the payload stored in Redis: validated with the queue's request schema,
    * sealed (secrets moved out), and checked against the payload schema the worker will parse.
    */
-  async prepare(name: string, request: unknown, where = 'payload'): Promise<unknown> {
+  async prepare(name: string, request: unknown, where = 'payload', role?: Role): Promise<unknown> {
     const decl = getQueueDeclaration(name);
-    const sealed = await decl.seal(validate(decl.request, request, name, where), this.sealContext);
+    const sealed = await decl.seal(validate(decl.request, request, name, where), { ...this.sealContext, callerRole: role });
     return validate(decl.payload, sealed, name, where);
   }
 
@@ -66,7 +69,7 @@ export class Producer {
 
   /** A prepared job: the payload sealed and checked, its id the one the payload dictates, if any. */
   private async bulkJob(name: string, req: EnqueueRequest, where: string): Promise<{ name: string; data: unknown; opts: JobsOptions }> {
-    const data = await this.prepare(name, req.payload, where);
+    const data = await this.prepare(name, req.payload, where, req.role);
     const decl = getQueueDeclaration(name);
     const jobId = decl.jobIdFor?.(data) ?? req.jobId;
     const dedupe = decl.dedupeFor?.(data);

@@ -12,6 +12,7 @@
  */
 import type { JobsOptions } from 'bullmq';
 import type { z } from 'zod';
+import type { Role } from '../shared/config.ts';
 import type { SecretBox } from '../shared/secrets/secret-box.ts';
 
 /** What a seal step may use: server-side services that never leave the server. */
@@ -21,6 +22,12 @@ export interface SealContext {
   connections: readonly string[];
   /** Names of storage buckets. */
   buckets: readonly string[];
+  /** Names of embedding providers configured on the server (local, ollama, openai, LAKEHOUSE_EMBED_PROVIDER_<NAME>). */
+  embedProviders: readonly string[];
+  /** LAKEHOUSE_ALLOW_JOB_DSN: an admin's job may carry its own DSN. */
+  allowJobDsn: boolean;
+  /** The role of the API caller adding the job; undefined for server-internal producers (the inbox watcher). */
+  callerRole?: Role | undefined;
   /** Claims `<folder>/<file>` in the inbox for one job (atomic rename); returns the claimed path. */
   claimInbox: (path: string) => Promise<string>;
 }

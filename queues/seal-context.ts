@@ -10,6 +10,8 @@ export async function createSealContext(config: Config, buckets = new Buckets(co
     secrets: await SecretBox.open(buckets.primary.secretsDir(), config.secretKey),
     connections: Object.keys(config.connections),
     buckets: buckets.names(),
+    embedProviders: Object.keys(config.embedding.providers).sort(),
+    allowJobDsn: config.allowJobDsn,
     claimInbox: (p) => claimForJob(buckets.primary, p),
   };
 }

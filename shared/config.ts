@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { checkBaseUrl, readNamedEndpoints, type NamedEndpoint } from './outbound/named-endpoints.ts';
 
 const MiB = 1024 * 1024;
 
@@ -81,11 +82,13 @@ export const configSchema = z.object({
   LAKEHOUSE_OLLAMA_URL: z.url().default('http://127.0.0.1:11434'),
   LAKEHOUSE_OPENAI_URL: z.url().default('https://api.openai.com'),
   OPENAI_API_KEY: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
+  LAKEHOUSE_ALLOW_JOB_DSN: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   LAKEHOUSE_EMBED_THREADS: int(Math.min(2, os.availableParallelism()), 1),
   LAKEHOUSE_EMBED_TIMEOUT_MS: int(60_000, 1),
   LAKEHOUSE_EMBED_SHARD_CHUNKS: int(2_000, 1),
   LAKEHOUSE_EMBED_MAX_RETRIES: int(3, 0),
   LAKEHOUSE_EMBED_BATCH_SIZE: int(32, 1),
+  LAKEHOUSE_EMBED_ERROR_BODY_CHARS: int(200, 0),
   LAKEHOUSE_INDEX_CACHE_MB: int(4_096, 16),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -128,10 +131,15 @@ export interface Config {
   secretKey: string | undefined;
   /** Named database connections: LAKEHOUSE_CONNECTION_<NAME>=dsn, keyed by lower-case name. */
   connections: Record<string, string>;
+  /** An ingest job may carry its own DSN (admins only); otherwise jobs name a connection. */
+  allowJobDsn: boolean;
   embedding: {
-    ollamaUrl: string;
-    openaiUrl: string;
-    openaiApiKey: string | undefined;
+    /**
+     * Named embedding providers, keyed by lower-case name: `local` (built in), `ollama`
+     * (LAKEHOUSE_OLLAMA_URL), `openai` (LAKEHOUSE_OPENAI_URL + OPENAI_API_KEY), and every
+     * LAKEHOUSE_EMBED_PROVIDER_<NAME>=<kind>:<url> (+ `_KEY`), which may replace `ollama`/`openai`.
+     */
+    providers: Record<string, EmbedProviderEndpoint>;
     localThreads: number;
     timeoutMs: number;
     /** HTTP attempts after the first on 429/5xx/timeouts. */
@@ -140,10 +148,16 @@ export interface Config {
     batchSize: number;
     /** Chunks per fan-out child job of an embed or refresh. */
     shardChunks: number;
+    /** Characters of a provider's error answer quoted in a job's failure, after scrubbing. */
+    errorBodyChars: number;
   };
   /** Memory the API may spend on loaded HNSW generations. */
   indexCacheBytes: number;
 }
+
+export const EMBED_PROVIDER_KINDS = ['ollama', 'openai'] as const;
+export type EmbedProviderEndpoint = NamedEndpoint<(typeof EMBED_PROVIDER_KINDS)[number]> | { name: 'local'; kind: 'local'; variable: string };
+export const EMBED_PROVIDER_PREFIX = 'LAKEHOUSE_EMBED_PROVIDER_';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -162,6 +176,22 @@ function namedConnections(env: NodeJS.ProcessEnv): Record<string, string> {
     out[m[1]!.toLowerCase()] = value;
   }
   return out;
+}
+
+function embedProviders(env: NodeJS.ProcessEnv, c: RawConfig): Record<string, EmbedProviderEndpoint> {
+  const { endpoints, problems } = readNamedEndpoints(env, EMBED_PROVIDER_PREFIX, EMBED_PROVIDER_KINDS);
+  if (endpoints['local']) problems.push(`${EMBED_PROVIDER_PREFIX}LOCAL: "local" is the built-in offline provider; choose another name`);
+  for (const [variable, url] of [['LAKEHOUSE_OLLAMA_URL', c.LAKEHOUSE_OLLAMA_URL], ['LAKEHOUSE_OPENAI_URL', c.LAKEHOUSE_OPENAI_URL]] as const) {
+    const problem = checkBaseUrl(url);
+    if (problem) problems.push(`${variable}: ${problem}`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  return {
+    local: { name: 'local', kind: 'local', variable: '(built in)' },
+    ollama: { name: 'ollama', kind: 'ollama', url: c.LAKEHOUSE_OLLAMA_URL, variable: 'LAKEHOUSE_OLLAMA_URL' },
+    openai: { name: 'openai', kind: 'openai', url: c.LAKEHOUSE_OPENAI_URL, ...(c.OPENAI_API_KEY ? { key: c.OPENAI_API_KEY } : {}), variable: 'LAKEHOUSE_OPENAI_URL' },
+    ...endpoints,
+  };
 }
 
 /** Parses an environment (process.env by default) into a Config, or throws ConfigError naming every bad variable. */
@@ -198,15 +228,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trashDays: c.LAKEHOUSE_TRASH_DAYS,
     secretKey: c.LAKEHOUSE_SECRET_KEY,
     connections: namedConnections(env),
+    allowJobDsn: c.LAKEHOUSE_ALLOW_JOB_DSN,
     embedding: {
-      ollamaUrl: c.LAKEHOUSE_OLLAMA_URL,
-      openaiUrl: c.LAKEHOUSE_OPENAI_URL,
-      openaiApiKey: c.OPENAI_API_KEY,
+      providers: embedProviders(env, c),
       localThreads: c.LAKEHOUSE_EMBED_THREADS,
       timeoutMs: c.LAKEHOUSE_EMBED_TIMEOUT_MS,
       maxRetries: c.LAKEHOUSE_EMBED_MAX_RETRIES,
       batchSize: c.LAKEHOUSE_EMBED_BATCH_SIZE,
       shardChunks: c.LAKEHOUSE_EMBED_SHARD_CHUNKS,
+      errorBodyChars: c.LAKEHOUSE_EMBED_ERROR_BODY_CHARS,
     },
     indexCacheBytes: c.LAKEHOUSE_INDEX_CACHE_MB * 1024 * 1024,
   });

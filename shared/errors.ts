@@ -42,3 +42,9 @@ export class UnavailableError extends DomainError {
     super(message, 503, 'Service Unavailable');
   }
 }
+
+export class ForbiddenError extends DomainError {
+  constructor(message: string) {
+    super(message, 403, 'Forbidden');
+  }
+}

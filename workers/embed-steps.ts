@@ -39,8 +39,7 @@ export async function planShards(job: Job, token: string, ctx: WorkerContext, bu
     Array.from({ length: shards }, (_, shard) => ({
       kind: 'shard' as const, index: index.name, bucket: bucket.name, parent_job: job.id!, parent_queue: parentQueue, started_at: startedAt,
       shard, shards, chunks_total: chunks.length,
-      provider: index.embedding.provider as 'local' | 'ollama' | 'openai', model: index.embedding.model,
-      ...(index.embedding.url ? { url: index.embedding.url } : {}),
+      provider: index.embedding.provider, model: index.embedding.model,
     })),
   );
 }
@@ -53,9 +52,8 @@ export interface ShardData {
   started_at: number;
   shard: number;
   chunks_total: number;
-  provider: 'local' | 'ollama' | 'openai';
+  provider: string;
   model?: string | undefined;
-  url?: string | undefined;
 }
 
 /** One shard: embed its chunks into its own vectors part (skipped if a finished attempt wrote it). */
@@ -68,7 +66,7 @@ export async function runShard(job: Job, ctx: WorkerContext, s: ShardData): Prom
   const out = path.join(dir, file);
   const chunks = await readShard(shardFile(workDir(dir, tag), s.shard));
   if (await fs.access(out).then(() => true, () => false)) return { shard: s.shard, rows: chunks.length, file };
-  const provider = providerFor({ provider: s.provider, ...(s.model ? { model: s.model } : {}), ...(s.url ? { url: s.url } : {}) }, ctx.config);
+  const provider = providerFor({ provider: s.provider, ...(s.model ? { model: s.model } : {}) }, ctx.config);
   const parentQueue = ctx.queue(s.parent_queue);
   const outcome = await embedShard({
     chunks, provider, dims: index.embedding.dims, out, progress: jobProgress(job),

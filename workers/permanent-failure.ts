@@ -9,7 +9,8 @@ import { EmbeddingProviderError } from '../shared/vectors/embedding/provider-err
 export function isPermanent(err: unknown): boolean {
   if (err instanceof EmbeddingProviderError) {
     const s = err.upstreamStatus;
-    return s !== undefined && s >= 400 && s < 500 && s !== 408 && s !== 429;
+    // a 3xx is a redirect we refuse to follow (the key stays with its URL): a configuration error, not a blip
+    return s !== undefined && s >= 300 && s < 500 && s !== 408 && s !== 429;
   }
   return err instanceof DomainError && err.status < 500;
 }

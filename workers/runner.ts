@@ -14,6 +14,7 @@ import type { Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis/connection.ts';
 import { closeProviders } from '../shared/vectors/embedding/provider-cache.ts';
 import { startInboxFeeder } from './inbox-feeder.ts';
+import { redactFailure } from './redacted-failure.ts';
 
 export interface WorkerOptions {
   config: Config;
@@ -76,6 +77,8 @@ class ActiveJobs {
       this.n++;
       try {
         return await fn(job, token, signal);
+      } catch (err) {
+        throw redactFailure(err);
       } finally {
         this.n--;
       }

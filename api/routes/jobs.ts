@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { getQueueDeclaration, QUEUE_NAMES, QUEUES } from '../../queues/registry.ts';
 import { ConflictError, NotFoundError } from '../../shared/errors.ts';
+import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { JobEvent } from '../job-events.ts';
 import { enqueuedSchema, jobStates, jobView, jobViewSchema, type JobView } from '../job-view.ts';
@@ -86,6 +87,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
       async (ctx, { query, body }) => {
         const job = await deps.producer.add(decl.name, {
           payload: body,
+          role: caller(ctx).role,
           jobId: idempotencyKey(ctx, query.jobId),
           options: { ...(query.priority ? { priority: query.priority } : {}), ...(query.delay_ms ? { delay: query.delay_ms } : {}) },
         });
@@ -101,7 +103,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
       async (ctx, { body }) => {
         const jobs = await deps.producer.addBulk(
           decl.name,
-          body.jobs.map((j) => ({ payload: j.payload, jobId: j.jobId, options: j.priority ? { priority: j.priority } : {} })),
+          body.jobs.map((j) => ({ payload: j.payload, role: caller(ctx).role, jobId: j.jobId, options: j.priority ? { priority: j.priority } : {} })),
         );
         ctx.status = 202;
         // the state a new job starts in; an id that already existed keeps its own (GET it to see)

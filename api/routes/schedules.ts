@@ -13,6 +13,7 @@ import { getQueueDeclaration, QUEUE_NAMES } from '../../queues/registry.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../../shared/errors.ts';
 import { LockTimeoutError, withEntityLock } from '../../shared/redis/entity-lock.ts';
 import { cadenceShape, checkCadence, type Cadence } from '../../shared/schedules/cadence.ts';
+import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { enqueuedSchema } from '../job-view.ts';
 import type { RouteTable } from '../route-table.ts';
@@ -173,7 +174,7 @@ export function scheduleRoutes(table: RouteTable, deps: ScheduleDeps): void {
     },
     async (ctx, { params, body }) => {
       const queue = getQueueDeclaration(body.queue).name;
-      const data = await deps.producer.prepare(queue, body.payload, 'body.payload');
+      const data = await deps.producer.prepare(queue, body.payload, 'body.payload', caller(ctx).role);
       const created = await upsertSchedule(deps, params.id, queue, data, body);
       ctx.status = created ? 201 : 200;
       if (created) ctx.set('Location', `/schedules/${params.id}`);

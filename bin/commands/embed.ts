@@ -9,7 +9,7 @@ import { resolveClientConfig } from '../client-config.ts';
 import { reportEnqueued, type Enqueued } from '../follow-job.ts';
 
 export const usage = `Usage: lakehouse embed --index NAME --dataset NAME --id-column C --text-column C
-                      [--provider local|ollama|openai] [--model M] [--refresh-policy P] [--wait]
+                      [--provider NAME] [--model M] [--refresh-policy P] [--wait]
 
 Embeds a dataset's text column into a vector index: the index is created by its first embed,
 and a later embed rebuilds it (with the same provider and model). Prints the embed job's id;
@@ -20,9 +20,9 @@ Options:
   -d, --dataset NAME       the source dataset
   --id-column C            the column that identifies a document (unique)
   --text-column C          the column whose text is chunked and embedded
-  --provider P             local (offline, the default), ollama or openai
+  --provider NAME          a provider configured on the server: local (offline, the default), ollama,
+                           openai, or one named by LAKEHOUSE_EMBED_PROVIDER_<NAME>
   --model M                the provider's model (default: the provider's default model)
-  --provider-url URL       the ollama/openai server of this index (default: the server's setting)
   --chunk-size N           characters per chunk (default: 1000)
   --overlap N              characters neighbouring chunks share (default: 150)
   --refresh-policy P       manual (default) or on_append: refresh after every ingest into the dataset
@@ -32,7 +32,6 @@ ${CLIENT_USAGE}
   -h, --help               this text
 `;
 
-const PROVIDERS = ['local', 'ollama', 'openai'];
 const POLICIES = ['manual', 'on_append'];
 
 export async function run(args: string[]): Promise<number> {
@@ -54,6 +53,9 @@ export async function run(args: string[]): Promise<number> {
       ...CLIENT_OPTIONS,
     },
   });
+  if (values['provider-url'] !== undefined) {
+    throw new UsageError('--provider-url is gone: embedding servers are server configuration (LAKEHOUSE_EMBED_PROVIDER_<NAME>=<kind>:<url>); pass --provider NAME', 'embed');
+  }
   for (const flag of ['index', 'dataset', 'id-column', 'text-column'] as const) {
     if (values[flag] === undefined) throw new UsageError(`--${flag} is required`, 'embed');
   }
@@ -62,9 +64,8 @@ export async function run(args: string[]): Promise<number> {
     dataset: values.dataset,
     id_column: values['id-column'],
     text_column: values['text-column'],
-    ...(values.provider !== undefined ? { provider: oneOf(values.provider, PROVIDERS, '--provider') } : {}),
+    ...(values.provider !== undefined ? { provider: values.provider } : {}),
     ...(values.model !== undefined ? { model: values.model } : {}),
-    ...(values['provider-url'] !== undefined ? { url: values['provider-url'] } : {}),
     ...optionalInt('chunk_size', positiveInt(values['chunk-size'], '--chunk-size', 'embed')),
     ...optionalInt('overlap', wholeNumber(values.overlap, '--overlap')),
     ...refreshPolicy(values['refresh-policy'], values['refresh-cron']),

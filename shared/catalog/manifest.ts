@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { redactDsn } from '../redact.ts';
 import { writeFileAtomic } from '../storage/atomic-write.ts';
 
 export const columnSchema = z.object({ name: z.string(), type: z.string() });
@@ -15,7 +16,12 @@ export const lineageSchema = z
     kind: z.string().describe('upload | inbox | postgres | mysql'),
     format: z.string().optional(),
     filename: z.string().nullable().optional(),
-    dsn: z.string().optional().describe('redacted: the password never appears'),
+    // redacted again whenever a manifest is read: parts written by older versions may hold a regex-redacted DSN
+    dsn: z
+      .string()
+      .overwrite((d) => (d.startsWith('connection:') ? d : redactDsn(d)))
+      .optional()
+      .describe('redacted: the password never appears'),
     statement: z.string().optional(),
     host: z.string(),
     started_at: z.string(),

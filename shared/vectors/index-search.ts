@@ -17,7 +17,7 @@ import type { Caller, CatalogQuery } from '../sql/catalog-query.ts';
 import { assertFilterShape, filterQuerySql } from '../sql/filter-query.ts';
 import type { Buckets } from '../storage/buckets.ts';
 import { providerFor } from './embedding/provider-cache.ts';
-import type { ProviderName, ProviderSpec } from './embedding/provider.ts';
+import type { ProviderSpec } from './embedding/provider.ts';
 import { exactTopK } from './index/exact-search.ts';
 import { LoadedGeneration } from './index/hnsw-searcher.ts';
 import { estimateMatchedChunks, planFilteredSearch, widenUntil } from './index/hybrid-plan.ts';
@@ -153,5 +153,5 @@ export class IndexSearcher {
 
 /** The provider an index was built with: its vectors are only comparable with the same model. */
 export function specOf(index: IndexManifest): ProviderSpec {
-  return { provider: index.embedding.provider as ProviderName, model: index.embedding.model, ...(index.embedding.url ? { url: index.embedding.url } : {}) };
+  return { provider: index.embedding.provider, model: index.embedding.model };
 }

@@ -4,6 +4,7 @@
  * models cannot be compared, so mixing them is refused).
  */
 import type { Redis } from 'ioredis';
+import type { EmbedProviderEndpoint } from '../config.ts';
 import { ConflictError } from '../errors.ts';
 import { withEntityLock } from '../redis/entity-lock.ts';
 import type { DataRoot } from '../storage/data-root.ts';
@@ -17,6 +18,8 @@ export interface EnsureIndexRequest {
   /** What the job asks for; `embedding` is filled from the provider's identity. */
   def: Omit<IndexDefinition, 'embedding'>;
   spec: ProviderSpec;
+  /** The server's configured providers, to check the spec's kind against the index's. */
+  providers: Readonly<Record<string, EmbedProviderEndpoint>>;
   identity: () => Promise<ProviderIdentity>;
 }
 
@@ -25,7 +28,7 @@ export async function ensureIndex(req: EnsureIndexRequest): Promise<IndexManifes
     const now = new Date().toISOString();
     const current = await readIndexManifest(req.root, req.def.name);
     if (current) {
-      assertSameModel(current.embedding as ProviderIdentity, req.spec);
+      assertSameModel(current.embedding, req.spec, req.providers);
       const s = current.source;
       const a = req.def.source;
       if (s.dataset !== a.dataset || s.id_column !== a.id_column || s.text_column !== a.text_column) {
@@ -40,10 +43,10 @@ export async function ensureIndex(req: EnsureIndexRequest): Promise<IndexManifes
       // next build must use; a job's `hnsw` only sets up a new index
       ? {
           ...current, chunking: req.def.chunking, refresh_policy: req.def.refresh_policy, version: current.version + 1, updated_at: now,
-          // the same model may be served from another address now: shards and searches follow it
-          ...(req.spec.url ? { embedding: { ...current.embedding, url: req.spec.url } } : {}),
+          // the same kind and model may be served by another configured provider now: shards and searches follow its name
+          embedding: { ...current.embedding, provider: identity.provider, kind: identity.kind },
         }
-      : { ...newIndexManifest({ ...req.def, embedding: { ...identity, ...(req.spec.url ? { url: req.spec.url } : {}) } }, now), version: 1 };
+      : { ...newIndexManifest({ ...req.def, embedding: identity }, now), version: 1 };
     await lock.assertHeld();
     await writeIndexManifest(req.root, next);
     return next;

@@ -368,7 +368,8 @@ function sharedBehaviour(kind: DbSourceSpec['kind'], dsn: string, connect: () =>
     const second = await dbToParquet({ ...spec, incremental: { column: 'id', since: first.highWaterMark } }, secondFile, () => {});
     assert.deepEqual(await ids(second, secondFile), [26, 27, 28]);
     assert.equal(second.highWaterMark, 28);
-    assert.doesNotMatch(second.statement, /25/, 'since is bound, not in the SQL');
+    // the table's random suffix may hold "25" itself
+    assert.doesNotMatch(second.statement.replaceAll(events, '<table>'), /25/, 'since is bound, not in the SQL');
 
     // Nothing new: still a valid Parquet file with the columns, and the mark stays.
     const emptyFile = target();

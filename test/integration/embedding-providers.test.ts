@@ -22,6 +22,8 @@ import {
   type EmbeddingProvider,
   type ProviderSettings,
 } from '../../shared/vectors/embedding/provider.ts';
+import { ConfigError, EMBED_PROVIDER_KINDS, loadConfig, type EmbedProviderEndpoint } from '../../shared/config.ts';
+import { readNamedEndpoints } from '../../shared/outbound/named-endpoints.ts';
 import { EmbeddingProviderError } from '../../shared/vectors/embedding/provider-error.ts';
 import { EmbedThreadPool, type ThreadStats } from '../../shared/vectors/embedding/thread-pool.ts';
 import { toUnitVector } from '../../shared/vectors/embedding/unit-vector.ts';
@@ -42,6 +44,10 @@ function passages(n: number): string[] {
       'in winter could use an example or two more.';
     return text.slice(0, 300);
   });
+}
+
+function endpoint(name: string, kind: 'ollama' | 'openai', url: string, key?: string): EmbedProviderEndpoint {
+  return { name, kind, url, ...(key ? { key } : {}), variable: 'test' };
 }
 
 function settings(overrides: Partial<ProviderSettings> = {}): ProviderSettings {
@@ -68,7 +74,7 @@ describe('local provider (USE lite, worker threads, offline)', () => {
   after(() => local.close());
 
   it('records its identity without starting a thread', async () => {
-    assert.deepEqual(await local.identity(), { provider: 'local', model: 'use-lite-512', dims: 512, normalized: true });
+    assert.deepEqual(await local.identity(), { provider: 'local', kind: 'local', model: 'use-lite-512', dims: 512, normalized: true });
     assert.deepEqual(await local.embed([]), []);
   });
 
@@ -211,9 +217,12 @@ describe('remote providers against a local stand-in server', { skip: await loopb
   beforeEach(() => standIn.reset());
 
   const ollama = (overrides: Partial<ProviderSettings> = {}, model = 'nomic-embed-text') =>
-    createProvider({ provider: 'ollama', model }, settings({ ollamaUrl: standIn.url, batchSize: 3, ...overrides }));
-  const openai = (overrides: Partial<ProviderSettings> = {}, url?: string) =>
-    createProvider({ provider: 'openai', model: 'text-embedding-3-small', url }, settings({ openaiUrl: standIn.url, batchSize: 3, ...overrides }));
+    createProvider({ provider: 'ollama', model }, settings({ providers: { ollama: endpoint('ollama', 'ollama', standIn.url) }, batchSize: 3, ...overrides }));
+  const openai = (overrides: Partial<ProviderSettings> = {}, opts: { url?: string; key?: string } = {}) =>
+    createProvider(
+      { provider: 'openai', model: 'text-embedding-3-small' },
+      settings({ providers: { openai: endpoint('openai', 'openai', opts.url ?? standIn.url, opts.key) }, batchSize: 3, ...overrides }),
+    );
 
   async function failure(provider: EmbeddingProvider, input = ['x']): Promise<EmbeddingProviderError> {
     const err = await provider.embed(input).then(
@@ -244,14 +253,14 @@ describe('remote providers against a local stand-in server', { skip: await loopb
 
   it('identity() probes once for the dimension when nothing was embedded yet', async () => {
     const provider = ollama();
-    assert.deepEqual(await provider.identity(), { provider: 'ollama', model: 'nomic-embed-text', dims: 8, normalized: true });
+    assert.deepEqual(await provider.identity(), { provider: 'ollama', kind: 'ollama', model: 'nomic-embed-text', dims: 8, normalized: true });
     await provider.identity();
     assert.equal(standIn.requests.length, 1);
   });
 
   it('openai: sends the key, places items by index, and accepts a base URL ending in /v1', async () => {
     const input = ['one', 'two', 'three'];
-    const vectors = await openai({ openaiApiKey: 'sk-test-123' }, `${standIn.url}/v1/`).embed(input);
+    const vectors = await openai({}, { url: `${standIn.url}/v1/`, key: 'sk-test-123' }).embed(input);
     const [req] = standIn.requests;
     assert.equal(req!.path, '/v1/embeddings');
     assert.equal(req!.headers.authorization, 'Bearer sk-test-123');
@@ -335,52 +344,88 @@ describe('remote providers against a local stand-in server', { skip: await loopb
   it('keeps credentials out of errors: URL passwords become Basic auth, an echoed API key is masked', async () => {
     const withPassword = standIn.url.replace('http://', 'http://embed:s3cret@');
     standIn.script({ status: 401, body: 'who are you' });
-    const err = await failure(createProvider({ provider: 'ollama', url: withPassword }, settings()));
+    const err = await failure(createProvider({ provider: 'proxied' }, settings({ providers: { proxied: endpoint('proxied', 'ollama', withPassword) } })));
     assert.equal(standIn.requests[0]!.headers.authorization, `Basic ${Buffer.from('embed:s3cret').toString('base64')}`);
     assert.ok(!err.message.includes('s3cret'), err.message);
     assert.ok(err.message.includes(`at ${standIn.url}:`), err.message);
 
     standIn.script({ status: 401, body: { error: 'invalid key sk-secret-999' } });
-    const echoed = await failure(openai({ openaiApiKey: 'sk-secret-999' }));
+    const echoed = await failure(openai({}, { key: 'sk-secret-999' }));
     assert.ok(!echoed.message.includes('sk-secret-999') && echoed.message.includes('invalid key ***'), echoed.message);
   });
 
   it('names the cause when the server cannot be reached', async () => {
     const closed = await startLlmStandIn();
     await closed.close();
-    const err = await failure(createProvider({ provider: 'ollama' }, settings({ ollamaUrl: closed.url, maxRetries: 1 })));
+    const err = await failure(createProvider({ provider: 'ollama' }, settings({ providers: { ollama: endpoint('ollama', 'ollama', closed.url) }, maxRetries: 1 })));
     assert.match(err.message, /^ollama embedding model "nomic-embed-text" at http:\/\/127\.0\.0\.1:\d+: request failed: fetch failed \(ECONNREFUSED\) \(2 attempts\)$/);
   });
 });
 
 describe('provider choice and the per-index model guard', () => {
-  const recorded = { provider: 'local', model: 'use-lite-512', dims: 512, normalized: true } as const;
+  const recorded = { provider: 'local', kind: 'local', model: 'use-lite-512', dims: 512, normalized: true } as const;
+  const providers = { ...DEFAULT_PROVIDER_SETTINGS.providers, gpu: endpoint('gpu', 'ollama', 'http://gpu-host:11434') };
 
-  it('accepts the recorded model, with or without naming it', () => {
-    assertSameModel(recorded, { provider: 'local' });
-    assertSameModel(recorded, { provider: 'local', model: 'use-lite-512' });
-    assertSameModel({ provider: 'ollama', model: 'nomic-embed-text', dims: 768, normalized: true }, { provider: 'ollama', url: 'http://gpu-host:11434' });
+  it('accepts the recorded kind and model, with or without naming it, from any provider name of that kind', () => {
+    assertSameModel(recorded, { provider: 'local' }, providers);
+    assertSameModel(recorded, { provider: 'local', model: 'use-lite-512' }, providers);
+    // a manifest written before named providers has no kind: its provider name is the kind
+    assertSameModel({ provider: 'ollama', model: 'nomic-embed-text', dims: 768 }, { provider: 'gpu' }, providers);
   });
 
-  it('refuses another model or provider with a ConflictError naming both', () => {
+  it('refuses another model or kind with a ConflictError naming both', () => {
     assert.throws(
-      () => assertSameModel(recorded, { provider: 'ollama', model: 'nomic-embed-text' }),
+      () => assertSameModel(recorded, { provider: 'ollama', model: 'nomic-embed-text' }, providers),
       (err: unknown) =>
         err instanceof ConflictError &&
         err.status === 409 &&
-        err.message.includes('local model "use-lite-512"') &&
-        err.message.includes('ollama model "nomic-embed-text"'),
+        err.message.includes('local (local) model "use-lite-512"') &&
+        err.message.includes('ollama (ollama) model "nomic-embed-text"'),
     );
     assert.throws(
-      () => assertSameModel({ provider: 'openai', model: 'text-embedding-3-small', dims: 1536, normalized: true }, { provider: 'openai', model: 'text-embedding-3-large' }),
-      /openai model "text-embedding-3-small".*openai model "text-embedding-3-large"/,
+      () => assertSameModel({ provider: 'openai', kind: 'openai', model: 'text-embedding-3-small', dims: 1536 }, { provider: 'openai', model: 'text-embedding-3-large' }, providers),
+      /openai \(openai\) model "text-embedding-3-small".*openai \(openai\) model "text-embedding-3-large"/,
     );
   });
 
-  it('refuses an unknown local model, provider, bad URL or setting', () => {
+  it('refuses an unknown local model, an unconfigured provider name (byte-wise, no case folding) or a bad setting', () => {
     assert.throws(() => createProvider({ provider: 'local', model: 'bge-small' }, settings()), BadRequestError);
-    assert.throws(() => createProvider({ provider: 'cohere' as 'local' }, settings()), /unknown embedding provider "cohere"/);
-    assert.throws(() => createProvider({ provider: 'openai', url: 'ftp://x:pw@host' }, settings()), (e: unknown) => e instanceof BadRequestError && !e.message.includes('pw'));
+    for (const name of ['cohere', 'OpenAI', 'ollama\u200b', '\u212Aey', '__proto__', 'constructor', 'toString', '']) {
+      assert.throws(
+        () => createProvider({ provider: name }, settings()),
+        (e: unknown) => e instanceof BadRequestError && /is not configured on this server .*LAKEHOUSE_EMBED_PROVIDER_/.test(e.message),
+        name,
+      );
+    }
     assert.throws(() => createProvider({ provider: 'local' }, settings({ localThreads: 0 })), /localThreads must be a positive integer/);
+  });
+
+  it('reads named providers from the environment: kind, URL, key; refuses bad ones naming the variable, never the value', () => {
+    const ok = readNamedEndpoints(
+      { LAKEHOUSE_EMBED_PROVIDER_GPU_BOX: 'ollama:http://gpu1:11434', LAKEHOUSE_EMBED_PROVIDER_CLOUD: 'openai:https://api.example.com/v1', LAKEHOUSE_EMBED_PROVIDER_CLOUD_KEY: 'sk-cloud-key', OTHER: 'x' },
+      'LAKEHOUSE_EMBED_PROVIDER_',
+      EMBED_PROVIDER_KINDS,
+    );
+    assert.deepEqual(ok.problems, []);
+    assert.deepEqual(ok.endpoints, {
+      gpu_box: { name: 'gpu_box', kind: 'ollama', url: 'http://gpu1:11434', variable: 'LAKEHOUSE_EMBED_PROVIDER_GPU_BOX' },
+      cloud: { name: 'cloud', kind: 'openai', url: 'https://api.example.com/v1', key: 'sk-cloud-key', variable: 'LAKEHOUSE_EMBED_PROVIDER_CLOUD' },
+    });
+    const bad = {
+      LAKEHOUSE_EMBED_PROVIDER_A: 'cohere:https://x',
+      LAKEHOUSE_EMBED_PROVIDER_B: 'openai:ftp://u:pw-b@host',
+      LAKEHOUSE_EMBED_PROVIDER_C: 'https://host-c',
+      LAKEHOUSE_EMBED_PROVIDER_D: 'openai:https://host-d/?token=pw-d',
+      LAKEHOUSE_EMBED_PROVIDER_lower: 'ollama:http://x',
+      LAKEHOUSE_EMBED_PROVIDER_E_KEY: 'orphan-key',
+    };
+    const { problems } = readNamedEndpoints(bad, 'LAKEHOUSE_EMBED_PROVIDER_', EMBED_PROVIDER_KINDS);
+    assert.equal(problems.length, 6, problems.join('\n'));
+    for (const v of Object.keys(bad)) assert.ok(problems.some((p) => p.startsWith(`${v}:`)), v);
+    assert.ok(!problems.join('\n').includes('pw-'), problems.join('\n'));
+    assert.throws(() => loadConfig({ LAKEHOUSE_EMBED_PROVIDER_LOCAL: 'ollama:http://x' }), (e: unknown) => e instanceof ConfigError && /built-in offline provider/.test(e.message));
+    const config = loadConfig({ LAKEHOUSE_EMBED_PROVIDER_OPENAI: 'ollama:http://replaced:11434', OPENAI_API_KEY: 'sk-builtin' });
+    assert.deepEqual(config.embedding.providers['openai'], { name: 'openai', kind: 'ollama', url: 'http://replaced:11434', variable: 'LAKEHOUSE_EMBED_PROVIDER_OPENAI' });
+    assert.deepEqual(Object.keys(config.embedding.providers).sort(), ['local', 'ollama', 'openai']);
   });
 });

@@ -33,11 +33,13 @@ const ADMIN = 'admin-key-7c1f0e9a4b2d';
 const PASSWORD = 'hunter2-sched-pw';
 const HOUR = 3_600_000;
 
-/** The README's example: an hourly incremental Postgres ingest, with a DSN the server must seal. */
+/** An hourly incremental Postgres ingest with a DSN the server must seal (an admin's, with LAKEHOUSE_ALLOW_JOB_DSN=true). */
 const ordersPayload = {
   dataset: 'orders',
   source: { kind: 'postgres', dsn: `postgres://loader:${PASSWORD}@127.0.0.1:5432/shop`, table: 'orders', incremental: { column: 'updated_at' } },
 };
+/** The README's example: the same, from a connection named on the server — what writers schedule. */
+const namedPayload = { dataset: 'orders', source: { kind: 'postgres', connection: 'shop', table: 'orders', incremental: { column: 'updated_at' } } };
 
 const log = createLogger('silent', 'test');
 let env: TestEnv;
@@ -73,7 +75,10 @@ async function everythingInRedis(): Promise<string> {
 describe('schedules', { timeout: 60_000 }, () => {
   before(async () => {
     env = await testEnv();
-    config = loadConfig({ ...process.env, LAKEHOUSE_API_KEYS: `${ADMIN}:admin,${WRITER}:writer,${READER}:reader` });
+    config = loadConfig({
+      ...process.env, LAKEHOUSE_API_KEYS: `${ADMIN}:admin,${WRITER}:writer,${READER}:reader`,
+      LAKEHOUSE_ALLOW_JOB_DSN: 'true', LAKEHOUSE_CONNECTION_SHOP: `postgres://loader:${PASSWORD}@127.0.0.1:5432/shop`,
+    });
     const root = new DataRoot(env.dataDir);
     await root.ensure();
     redis = createRedis(config.redisUrl, 'producer');
@@ -105,7 +110,7 @@ describe('schedules', { timeout: 60_000 }, () => {
 
   it('PUT creates (201) and replaces (200); GET shows the cadence and a future next run; the DSN is sealed', async () => {
     const start = new Date(Date.now() + 2 * HOUR).toISOString();
-    const created = await put(WRITER, 'orders-hourly', { queue: 'ingest', payload: ordersPayload, every_ms: HOUR, start });
+    const created = await put(ADMIN, 'orders-hourly', { queue: 'ingest', payload: ordersPayload, every_ms: HOUR, start });
     assert.equal(created.status, 201, created.text);
     assert.equal(created.headers.get('location'), '/schedules/orders-hourly');
     assert.equal(created.json.id, 'orders-hourly');
@@ -123,7 +128,7 @@ describe('schedules', { timeout: 60_000 }, () => {
     assert.doesNotMatch(await everythingInRedis(), new RegExp(PASSWORD), 'the password is nowhere in Redis');
 
     const before = Date.now();
-    const replaced = await put(WRITER, 'orders-hourly', { queue: 'ingest', payload: ordersPayload, cron: '0 * * * *', tz: 'Europe/Berlin', limit: 48 });
+    const replaced = await put(ADMIN, 'orders-hourly', { queue: 'ingest', payload: ordersPayload, cron: '0 * * * *', tz: 'Europe/Berlin', limit: 48 });
     assert.equal(replaced.status, 200, replaced.text);
     assert.equal(replaced.headers.get('location'), null);
     assert.equal(replaced.json.cron, '0 * * * *');
@@ -150,7 +155,7 @@ describe('schedules', { timeout: 60_000 }, () => {
 
   it('refuses bad cadences, payloads, ids and queues with problems, and stores nothing', async () => {
     const bad = async (body: Record<string, unknown>, field: string, detail: RegExp, id = 'refused') => {
-      const p = assertProblem(await put(WRITER, id, { queue: 'ingest', payload: ordersPayload, ...body }), 400, JSON.stringify(body));
+      const p = assertProblem(await put(WRITER, id, { queue: 'ingest', payload: namedPayload, ...body }), 400, JSON.stringify(body));
       assert.ok(p.errors?.some((e) => e.path === `body.${field}` && detail.test(e.message)), `${JSON.stringify(body)}: ${JSON.stringify(p.errors)}`);
       return p;
     };
@@ -172,10 +177,10 @@ describe('schedules', { timeout: 60_000 }, () => {
     assert.ok(payload.errors?.some((e) => e.path === 'body.payload.dataset'), JSON.stringify(payload.errors));
     assert.ok(payload.errors?.every((e) => e.path.startsWith('body.payload')), JSON.stringify(payload.errors));
     assertProblem(await put(WRITER, 'refused', { queue: 'ingest', every_ms: 60_000 }), 400, 'no payload');
-    assertProblem(await put(WRITER, 'refused', { queue: 'ingest', every_ms: 60_000, payload: ordersPayload, evry: 1 }), 400, 'unknown field');
-    assertProblem(await put(WRITER, 'refused', { queue: 'nosuch', every_ms: 60_000, payload: ordersPayload }), 404, 'unknown queue');
-    assertProblem(await put(WRITER, 'bad:id', { queue: 'ingest', every_ms: 60_000, payload: ordersPayload }), 400, 'id with a colon');
-    assertProblem(await put(WRITER, 'x'.repeat(129), { queue: 'ingest', every_ms: 60_000, payload: ordersPayload }), 400, 'id too long');
+    assertProblem(await put(WRITER, 'refused', { queue: 'ingest', every_ms: 60_000, payload: namedPayload, evry: 1 }), 400, 'unknown field');
+    assertProblem(await put(WRITER, 'refused', { queue: 'nosuch', every_ms: 60_000, payload: namedPayload }), 404, 'unknown queue');
+    assertProblem(await put(WRITER, 'bad:id', { queue: 'ingest', every_ms: 60_000, payload: namedPayload }), 400, 'id with a colon');
+    assertProblem(await put(WRITER, 'x'.repeat(129), { queue: 'ingest', every_ms: 60_000, payload: namedPayload }), 400, 'id too long');
     assertProblem(await as(WRITER, '/schedules/refused', { method: 'PUT', body: '{"queue": ' }), 400, 'broken JSON');
 
     assertProblem(await as(READER, '/schedules/refused'), 404, 'nothing stored');
@@ -183,7 +188,7 @@ describe('schedules', { timeout: 60_000 }, () => {
   });
 
   it('roles: readers read, writers and admins write', async () => {
-    const body = { queue: 'ingest', payload: ordersPayload, cron: '30 2 * * *' };
+    const body = { queue: 'ingest', payload: namedPayload, cron: '30 2 * * *' };
     assertProblem(await as(undefined, '/schedules'), 401, 'no key');
     const forbidden = assertProblem(await put(READER, 'nightly', body), 403, 'reader PUT');
     assert.match(forbidden.detail, /writer/);
@@ -191,11 +196,15 @@ describe('schedules', { timeout: 60_000 }, () => {
     assertProblem(await as(READER, '/schedules/orders-hourly/run', { method: 'POST' }), 403, 'reader run');
     assertProblem(await as(READER, '/schedules/nightly'), 404, 'the refused PUT stored nothing');
     assert.equal((await put(ADMIN, 'nightly', body)).status, 201, 'admin implies writer');
+    // a DSN in the payload is an admin's decision even where the server allows job DSNs
+    const dsnByWriter = assertProblem(await put(WRITER, 'nightly_dsn', { ...body, payload: ordersPayload }), 403, 'writer PUT with a DSN');
+    assert.match(dsnByWriter.detail, /admin role.*LAKEHOUSE_ALLOW_JOB_DSN.*connection/);
+    assertProblem(await as(READER, '/schedules/nightly_dsn'), 404, 'the refused PUT stored nothing');
     assert.equal((await as(ADMIN, '/schedules/nightly', { method: 'DELETE' })).status, 204);
   });
 
   it('two PUTs creating one id at once: one 201, one 200', async () => {
-    const body = { queue: 'ingest', payload: ordersPayload, cron: '15 3 * * *', tz: 'UTC' };
+    const body = { queue: 'ingest', payload: namedPayload, cron: '15 3 * * *', tz: 'UTC' };
     const answers = await Promise.all([put(WRITER, 'raced', body), put(WRITER, 'raced', body), put(WRITER, 'raced', body)]);
     assert.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 201], answers.map((a) => a.text).join('\n'));
     assert.equal((await as(WRITER, '/schedules/raced', { method: 'DELETE' })).status, 204);

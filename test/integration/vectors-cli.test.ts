@@ -147,7 +147,7 @@ test('embed --wait, search and refresh --wait against lakehouse up', { timeout: 
 
   for (const args of [
     ['embed', '--index', 'x_idx', '--dataset', 'docs'],
-    ['embed', '--index', 'x_idx', '--dataset', 'docs', '--id-column', 'id', '--text-column', 'body', '--provider', 'nope'],
+    ['embed', '--index', 'x_idx', '--dataset', 'docs', '--id-column', 'id', '--text-column', 'body', '--provider-url', 'http://127.0.0.1:9/'],
     ['embed', '--index', 'x_idx', '--dataset', 'docs', '--id-column', 'id', '--text-column', 'body', '--refresh-policy', 'sometimes'],
     ['search', 'docs_idx'],
     ['search', 'docs_idx', 'text', '--k', 'ten'],
@@ -157,6 +157,10 @@ test('embed --wait, search and refresh --wait against lakehouse up', { timeout: 
     assert.equal(run.code, 2, `lakehouse ${args.join(' ')}: ${run.stderr}`);
     assert.match(run.stderr, /Run `lakehouse (embed|search|refresh) --help` for usage/);
   }
+  // provider names are the server's to check: an unconfigured one is its 400, naming the setting
+  const nope = await sb.run(['embed', '--index', 'x_idx', '--dataset', 'docs', '--id-column', 'id', '--text-column', 'body', '--provider', 'nope']);
+  assert.equal(nope.code, 1, nope.stderr);
+  assert.match(nope.stderr, /error 400: embedding provider "nope" is not configured on this server.*LAKEHOUSE_EMBED_PROVIDER_/);
   const help = await sb.run(['search', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: lakehouse search INDEX "TEXT"/);

@@ -186,11 +186,13 @@ let env: TestEnv;
 let api: RunningApi;
 let workers: RunningWorkers;
 let standIn: LlmStandIn;
+/** A second server, configured as the named provider `other` (LAKEHOUSE_EMBED_PROVIDER_OTHER). */
+let otherStandIn: LlmStandIn;
 let embedQueue: Queue;
 /** The notes as the dataset holds them now (v1, then v2 after the refresh test's replace). */
 let notes: Doc[] = notesCorpus();
 
-const ENV_EXTRA = ['LAKEHOUSE_EMBED_SHARD_CHUNKS', 'LAKEHOUSE_OPENAI_URL', 'LAKEHOUSE_EMBED_THREADS'] as const;
+const ENV_EXTRA = ['LAKEHOUSE_EMBED_SHARD_CHUNKS', 'LAKEHOUSE_OPENAI_URL', 'LAKEHOUSE_EMBED_THREADS', 'LAKEHOUSE_EMBED_PROVIDER_OTHER'] as const;
 
 function apiConfig(): Config {
   return loadConfig({
@@ -228,7 +230,7 @@ interface EmbedBody {
   dataset: string;
   id_column?: string;
   text_column?: string;
-  provider?: 'local' | 'ollama' | 'openai';
+  provider?: string;
   model?: string;
   url?: string;
   refresh_policy?: 'manual' | 'on_append';
@@ -291,9 +293,12 @@ describe('vector indexes', { timeout: 180_000 }, () => {
     // read by every config of this process: the workers' context, the API, the runner
     process.env['LAKEHOUSE_EMBED_SHARD_CHUNKS'] = String(SHARD_CHUNKS);
     process.env['LAKEHOUSE_OPENAI_URL'] = standIn.url;
+    otherStandIn = await startLlmStandIn({ dims: STAND_IN_DIMS });
+    process.env['LAKEHOUSE_EMBED_PROVIDER_OTHER'] = `openai:${otherStandIn.url}`;
     process.env['LAKEHOUSE_EMBED_THREADS'] = '2';
     env = await testEnv();
     env.defer(() => standIn.close());
+    env.defer(() => otherStandIn.close());
     env.defer(async () => {
       // the processors' shared context (embed and refresh run in this process) holds a connection
       const ctx = await workerContext();
@@ -363,7 +368,7 @@ describe('vector indexes', { timeout: 180_000 }, () => {
     for (const m of [listed, one]) {
       assert.equal(m.bucket, 'primary');
       assert.deepEqual(m.source, { dataset: 'notes', id_column: 'id', text_column: 'body' });
-      assert.deepEqual(m.embedding, { provider: 'local', model: 'use-lite-512', dims: 512, normalized: true });
+      assert.deepEqual(m.embedding, { provider: 'local', kind: 'local', model: 'use-lite-512', dims: 512, normalized: true });
       assert.deepEqual(m.chunking, { size: 1000, overlap: 150 });
       assert.deepEqual(m.hnsw, { m: 16, ef_construction: 200, ef_search: 100 });
       assert.equal(m.refresh_policy, 'manual');
@@ -474,16 +479,16 @@ describe('vector indexes', { timeout: 180_000 }, () => {
   });
 
   it('two models side by side over one dataset; embedding another model into an index is refused', async () => {
-    const { location } = await embed({ index: 'notes_std', dataset: 'notes', ...standInBody, url: standIn.url });
+    const { location } = await embed({ index: 'notes_std', dataset: 'notes', ...standInBody });
     const done = await completed(location);
     assert.equal(done.result.dims, STAND_IN_DIMS);
 
     const list = ok(await get('/indexes'), 'GET /indexes').indexes;
     const local = list.find((i: any) => i.name === 'notes_idx');
     const remote = list.find((i: any) => i.name === 'notes_std');
-    assert.deepEqual(local.embedding, { provider: 'local', model: 'use-lite-512', dims: 512, normalized: true });
-    // the URL the job named is recorded, so shards, refreshes and query embeddings use that server
-    assert.deepEqual(remote.embedding, { provider: 'openai', model: STAND_IN_MODEL, dims: STAND_IN_DIMS, normalized: true, url: standIn.url });
+    assert.deepEqual(local.embedding, { provider: 'local', kind: 'local', model: 'use-lite-512', dims: 512, normalized: true });
+    // the provider's NAME is recorded, never its URL: shards, refreshes and query embeddings look the URL up in the server's config
+    assert.deepEqual(remote.embedding, { provider: 'openai', kind: 'openai', model: STAND_IN_MODEL, dims: STAND_IN_DIMS, normalized: true });
     assert.deepEqual(remote.source, local.source);
 
     // the stand-in's hash vectors match only identical text: the query text finds its document
@@ -540,16 +545,13 @@ describe('vector indexes', { timeout: 180_000 }, () => {
     assert.match(later.failed_reason, /refuses-later-2/, `the parent's reason: ${later.failed_reason}`);
   });
 
-  it('an index built with its own provider url embeds every shard there', async () => {
-    const other = await startLlmStandIn({ dims: STAND_IN_DIMS });
-    try {
-      const done = await finished((await embed({ index: 'tiny_url', dataset: 'tiny', provider: 'openai', model: 'own-url', url: other.url })).location);
-      assert.equal(done.state, 'completed', done.failed_reason);
-      const texts = other.requests.flatMap((r) => (Array.isArray(r.body?.input) ? r.body.input : []));
-      for (const d of notes.slice(0, 8)) assert.ok(texts.includes(d.body), `${d.id} was embedded by the index's own server`);
-    } finally {
-      await other.close();
-    }
+  it("an index built with a named provider embeds every shard at that provider's configured URL", async () => {
+    const done = await finished((await embed({ index: 'tiny_url', dataset: 'tiny', provider: 'other', model: 'own-url' })).location);
+    assert.equal(done.state, 'completed', done.failed_reason);
+    const texts = otherStandIn.requests.flatMap((r) => (Array.isArray(r.body?.input) ? r.body.input : []));
+    for (const d of notes.slice(0, 8)) assert.ok(texts.includes(d.body), `${d.id} was embedded by the index's own server`);
+    const index = ok(await get('/indexes/tiny_url'), 'GET /indexes/tiny_url');
+    assert.deepEqual(index.embedding, { provider: 'other', kind: 'openai', model: 'own-url', dims: STAND_IN_DIMS, normalized: true });
   });
 
   it('refresh after a replace: added, changed and deleted docs; searches switch generation without a restart; a second refresh is a no-op', async () => {

@@ -33,9 +33,9 @@ export default async function embed(job: Job, token?: string): Promise<z.output<
 async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: EmbedPayload) {
   const { manifest: dataset, bucket } = await getDataset(ctx.buckets, p.dataset);
   if (p.step === 'plan') {
-    const spec = { provider: p.provider, ...(p.model ? { model: p.model } : {}), ...(p.url ? { url: p.url } : {}) };
+    const spec = { provider: p.provider, ...(p.model ? { model: p.model } : {}) };
     const index = await ensureIndex({
-      root: bucket.root, redis: ctx.redis, lockKey: indexLockKey(ctx.config, p.index), spec,
+      root: bucket.root, redis: ctx.redis, lockKey: indexLockKey(ctx.config, p.index), spec, providers: ctx.config.embedding.providers,
       identity: () => providerFor(spec, ctx.config).identity(),
       def: {
         name: p.index, bucket: bucket.name,

@@ -5,8 +5,10 @@ import { ingestPayload, type ingestResult } from '../../queues/ingest.ts';
 import { claimedFile, describeClaim, settle } from '../../shared/inbox/inbox.ts';
 import { fingerprintFile } from '../../shared/ingest/fingerprint.ts';
 import { ingestSource, type ResolvedSource } from '../../shared/ingest/ingest-source.ts';
+import { redactDsn } from '../../shared/redact.ts';
 import { markStale } from '../../shared/vectors/staleness.ts';
 import { isPermanent } from '../permanent-failure.ts';
+import { redactFailure } from '../redacted-failure.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { datasetLockKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { jobProgress } from '../job-progress.ts';
@@ -41,8 +43,8 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
     // Bad input will not get better on a retry; everything else (Redis, disk, a lock) might.
     const final = isPermanent(err) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     if (final && claimedInbox) await settle(ctx.buckets.primary, claimedInbox, { ok: false, error: (err as Error).message });
-    if (isPermanent(err)) throw new UnrecoverableError((err as Error).message);
-    throw err;
+    if (isPermanent(err)) throw redactFailure(new UnrecoverableError((err as Error).message));
+    throw redactFailure(err);
   }
 }
 
@@ -59,7 +61,7 @@ async function resolveSource(payload: Payload, ctx: WorkerContext): Promise<Reso
       const dsn = src.connection !== undefined ? namedDsn(ctx, src.connection) : await ctx.secrets.open(src.secret!);
       return {
         kind: src.kind,
-        dsnRedacted: src.dsn_redacted ?? `connection:${src.connection}`,
+        dsnRedacted: src.dsn_redacted !== undefined ? redactDsn(src.dsn_redacted) : `connection:${src.connection}`,
         spec: {
           kind: src.kind, dsn, batchSize: src.batch_size, decimalsAsFloat: src.decimals_as_float,
           ...(src.table ? { table: src.table } : {}), ...(src.query ? { query: src.query } : {}),

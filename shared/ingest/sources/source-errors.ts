@@ -1,11 +1,12 @@
 /**
  * Turns driver errors into messages that name the source (kind and host) and never its password:
- * the DSN's password is removed both as a URL credential (`redactSecrets`) and as a literal, in
- * case a driver quotes it some other way. The original error is not attached as `cause`, because
+ * the DSN's password is removed both as a URL credential (`redactSecrets`) and as a literal (every
+ * reading shared/redact.ts finds, since `new URL` splits `u:12/ss@db` wrongly), in case a driver
+ * quotes it some other way. The original error is not attached as `cause`, because
  * loggers serialise causes and drivers keep their connection config on them.
  */
 import { BadRequestError, UnavailableError } from '../../errors.ts';
-import { redactSecrets } from '../../redact.ts';
+import { dsnPasswords, redactDsn, redactSecrets } from '../../redact.ts';
 
 export interface SourceLabel {
   kind: 'postgres' | 'mysql';
@@ -32,8 +33,10 @@ export function sourceLabel(kind: SourceLabel['kind'], dsn: string): SourceLabel
   if (!SCHEMES[kind].includes(url.protocol)) {
     throw new BadRequestError(`${kind} source: the DSN scheme must be one of ${SCHEMES[kind].join(', ')}`);
   }
-  const secrets = url.password === '' ? [] : [...new Set([url.password, safeDecode(url.password)])];
-  return { kind, host: `${url.hostname || 'localhost'}:${url.port || DEFAULT_PORT[kind]}`, secrets };
+  const secrets = dsnPasswords(dsn).filter((s) => s.length > 0);
+  // the host as redaction splits it: `new URL` reads `u:12/ss@db` as host u, port 12 — part of the password
+  const shown = URL.canParse(redactDsn(dsn)) ? new URL(redactDsn(dsn)) : url;
+  return { kind, host: `${shown.hostname || 'localhost'}:${shown.port || DEFAULT_PORT[kind]}`, secrets };
 }
 
 /** SQLSTATE classes that mean the request itself is wrong: retrying cannot help. */
@@ -85,12 +88,4 @@ function isNetworkError(err: unknown): boolean {
 function errorCode(err: Error): string {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' ? code : '';
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
 }

@@ -27,7 +27,7 @@ export class LocalProvider implements EmbeddingProvider {
   }
 
   async identity(): Promise<ProviderIdentity> {
-    return { provider: 'local', model: LOCAL_MODEL, dims: LOCAL_DIMS, normalized: true };
+    return { provider: 'local', kind: 'local', model: LOCAL_MODEL, dims: LOCAL_DIMS, normalized: true };
   }
 
   embed(texts: string[], signal?: AbortSignal): Promise<Float32Array[]> {

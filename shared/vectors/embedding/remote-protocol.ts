@@ -7,7 +7,6 @@ export interface RemoteProtocol {
   provider: 'ollama' | 'openai';
   /** Full endpoint URL for a base URL as configured. */
   endpoint(baseUrl: string): string;
-  headers(apiKey: string | undefined): Record<string, string>;
   body(model: string, input: string[]): unknown;
   /** The answer's vectors in input order, unchecked; throws describing a malformed answer. */
   vectors(answer: unknown): unknown[];
@@ -17,7 +16,6 @@ export interface RemoteProtocol {
 export const ollamaProtocol: RemoteProtocol = {
   provider: 'ollama',
   endpoint: (baseUrl) => `${baseUrl.replace(/\/+$/, '')}/api/embed`,
-  headers: () => ({}),
   body: (model, input) => ({ model, input }),
   vectors(answer) {
     const embeddings = (answer as { embeddings?: unknown } | null)?.embeddings;
@@ -35,7 +33,6 @@ export const ollamaProtocol: RemoteProtocol = {
 export const openaiProtocol: RemoteProtocol = {
   provider: 'openai',
   endpoint: (baseUrl) => `${baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '')}/v1/embeddings`,
-  headers: (apiKey): Record<string, string> => (apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
   body: (model, input) => ({ model, input }),
   vectors(answer) {
     const data = (answer as { data?: unknown } | null)?.data;

@@ -4,14 +4,21 @@
  * numbers only) and normalised. The dimension is learned from the first answer — `identity()`
  * sends a one-line probe when nothing has been embedded yet. Batches go one at a time: a model
  * server is busy enough with one, and a job's order of work stays simple to reason about.
+ *
+ * The key is bound to the one base URL this provider was configured with (SECURITY.md): the
+ * Authorization header is built here and nowhere else, requests go only to that URL's endpoint,
+ * redirects are not followed (retrying-post.ts), and error text is trimmed and scrubbed of the
+ * key and anything else redaction finds before it becomes a job's failed reason.
  */
 import type { EmbeddingProvider, ProviderIdentity } from './provider.ts';
-import { EmbeddingProviderError, endpointOf } from './provider-error.ts';
+import { EmbeddingProviderError, endpointOf, scrubUpstream } from './provider-error.ts';
 import type { RemoteProtocol } from './remote-protocol.ts';
 import { postJson } from './retrying-post.ts';
 import { toUnitVector } from './unit-vector.ts';
 
 export interface RemoteProviderOptions {
+  /** The configured provider name, recorded in identities and named in errors. */
+  name: string;
   baseUrl: string;
   model: string;
   apiKey?: string;
@@ -19,6 +26,8 @@ export interface RemoteProviderOptions {
   maxRetries: number;
   retryBaseMs: number;
   batchSize: number;
+  /** Characters of an error answer's body quoted in a failure, after scrubbing. */
+  errorBodyChars: number;
 }
 
 const PROBE_TEXT = 'dimension probe';
@@ -27,6 +36,8 @@ export class RemoteProvider implements EmbeddingProvider {
   #dims: number | undefined;
   readonly #url: string;
   readonly #headers: Record<string, string>;
+  /** `user:password` of a base URL with credentials, scrubbed from errors like the key. */
+  readonly #basic: string | undefined;
 
   constructor(
     readonly protocol: RemoteProtocol,
@@ -37,12 +48,16 @@ export class RemoteProvider implements EmbeddingProvider {
     const basic = url.username || url.password ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : undefined;
     url.username = url.password = '';
     this.#url = url.href;
-    this.#headers = { ...(basic && { authorization: `Basic ${Buffer.from(basic).toString('base64')}` }), ...protocol.headers(options.apiKey) };
+    this.#basic = basic;
+    this.#headers = {
+      ...(basic && { authorization: `Basic ${Buffer.from(basic).toString('base64')}` }),
+      ...(options.apiKey && { authorization: `Bearer ${options.apiKey}` }),
+    };
   }
 
   async identity(): Promise<ProviderIdentity> {
     if (this.#dims === undefined) await this.embed([PROBE_TEXT]);
-    return { provider: this.protocol.provider, model: this.options.model, dims: this.#dims!, normalized: true };
+    return { provider: this.options.name, kind: this.protocol.provider, model: this.options.model, dims: this.#dims!, normalized: true };
   }
 
   async embed(texts: string[], signal?: AbortSignal): Promise<Float32Array[]> {
@@ -67,6 +82,8 @@ export class RemoteProvider implements EmbeddingProvider {
       retryBaseMs,
       signal,
       fail: (detail, status) => this.#error(detail, status),
+      scrub: (text) => scrubUpstream(text, this.#secrets()),
+      errorBodyChars: this.options.errorBodyChars,
     });
     let rows: unknown[];
     try {
@@ -90,8 +107,12 @@ export class RemoteProvider implements EmbeddingProvider {
   }
 
   #error(detail: string, status?: number): EmbeddingProviderError {
-    const { apiKey, model } = this.options;
-    const safe = apiKey ? detail.replaceAll(apiKey, '***') : detail;
-    return new EmbeddingProviderError(this.protocol.provider, model, endpointOf(this.#url), safe, status);
+    return new EmbeddingProviderError(this.options.name, this.options.model, endpointOf(this.#url), detail, status, this.#secrets());
+  }
+
+  /** The key and proxy credentials, as literals to scrub from anything the provider answers. */
+  #secrets(): string[] {
+    const basic = this.#basic;
+    return [this.options.apiKey, basic, ...(basic ? basic.split(':') : [])].filter((s): s is string => !!s && s.length >= 4);
   }
 }

@@ -3,8 +3,12 @@
  * retrying: 429, 5xx, timeouts and network errors. Waits grow exponentially with jitter (so many
  * workers hitting one server do not retry in lock-step), and a server's `Retry-After` wins.
  * Other 4xx answers are the caller's mistake and fail at once.
+ *
+ * Redirects are never followed: the request carries the provider's key, which belongs to the
+ * configured URL only, so a 3xx fails naming where it pointed (scheme and host) instead.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { endpointOf, trim } from './provider-error.ts';
 
 export interface PostOptions {
   url: string;
@@ -18,11 +22,14 @@ export interface PostOptions {
   signal?: AbortSignal;
   /** Builds the error thrown for a failure (so it can name provider and model). */
   fail(detail: string, status: number | undefined): Error;
+  /** Removes secrets from the provider's answer before it is cut to {@link errorBodyChars}. */
+  scrub(text: string): string;
+  /** Characters of an error answer's body quoted in the failure. */
+  errorBodyChars: number;
 }
 
 /** Longest wait between attempts, whatever the backoff or Retry-After says. */
 const MAX_WAIT_MS = 60_000;
-const SNIPPET_CHARS = 300;
 
 type Attempt = { ok: true; answer: unknown } | { ok: false; retryable: boolean; detail: string; status?: number; retryAfterMs?: number };
 
@@ -43,18 +50,24 @@ async function attemptOnce(opts: PostOptions): Promise<Attempt> {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json', ...opts.headers },
       body: JSON.stringify(opts.body),
+      redirect: 'manual',
       signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
     });
+    if (res.status >= 300 && res.status < 400) {
+      await res.body?.cancel();
+      const detail = `HTTP ${res.status} redirect to ${redirectTarget(opts.url, res.headers.get('location'))} not followed: a provider's key is only sent to its configured URL — configure the URL it redirects to`;
+      return { ok: false, retryable: false, status: res.status, detail };
+    }
     const text = await res.text();
     if (!res.ok) {
       const retryable = res.status === 429 || res.status >= 500;
-      const detail = `HTTP ${res.status} ${res.statusText}: ${snippet(text)}`;
+      const detail = `HTTP ${res.status} ${trim(opts.scrub(res.statusText), 60)}: ${snippet(opts, text)}`;
       return { ok: false, retryable, detail, status: res.status, retryAfterMs: retryAfter(res.headers.get('retry-after')) };
     }
     try {
       return { ok: true, answer: JSON.parse(text) };
     } catch {
-      return { ok: false, retryable: false, status: res.status, detail: `HTTP ${res.status} with a body that is not JSON: ${snippet(text)}` };
+      return { ok: false, retryable: false, status: res.status, detail: `HTTP ${res.status} with a body that is not JSON: ${snippet(opts, text)}` };
     }
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason;
@@ -84,10 +97,16 @@ async function pause(ms: number, signal?: AbortSignal): Promise<void> {
   }
 }
 
-function snippet(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  if (!flat) return '(empty body)';
-  return flat.length > SNIPPET_CHARS ? `${flat.slice(0, SNIPPET_CHARS)}…` : flat;
+/** Scrubbed first, then cut: a cut through a key would leave a prefix no scrubber recognises. */
+function snippet(opts: PostOptions, text: string): string {
+  const flat = trim(opts.scrub(text), opts.errorBodyChars);
+  return flat || '(empty body)';
+}
+
+/** Where a redirect pointed, as `scheme://host` only (a Location may carry credentials or tokens). */
+function redirectTarget(from: string, location: string | null): string {
+  if (!location || !URL.canParse(location, from)) return 'an unreadable location';
+  return endpointOf(new URL(location, from).href);
 }
 
 /** fetch() says only "fetch failed"; the useful part (ECONNREFUSED, ENOTFOUND…) is in its cause. */

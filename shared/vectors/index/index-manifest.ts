@@ -63,11 +63,12 @@ export const indexManifestSchema = z.object({
   updated_at: z.string(),
   source: z.object({ dataset: entityName, id_column: z.string().min(1), text_column: z.string().min(1) }),
   embedding: z.object({
-    provider: z.string().min(1),
+    provider: z.string().min(1).describe('the name of an embedding provider configured on the server; its URL is looked up at use'),
+    kind: z.enum(['local', 'ollama', 'openai']).optional().describe('the protocol of the provider it was built with (absent in manifests written before named providers: then the provider name is the kind)'),
     model: z.string().min(1),
     dims: positive,
     normalized: z.boolean(),
-    url: z.string().optional().describe('the embedding server this index was built against, when not the server default'),
+    // no `url`: older manifests recorded one; parsing strips it, so it is neither used nor shown
   }),
   chunking: z
     .object({ size: positive, overlap: count })
