@@ -40,6 +40,10 @@ export async function holdIndexLease(job: Job, token: string, ctx: WorkerContext
     await job.moveToDelayed(Date.now() + retryMs, token);
     throw new DelayedError(`waiting for ${describeHolder(attempt.holder)} to finish with index ${index}`);
   }
+  if ((job.data as Record<string, unknown>)[LEASE_WAITING_SINCE] !== undefined) {
+    const { [LEASE_WAITING_SINCE]: _waited, ...data } = job.data as Record<string, unknown>;
+    await job.updateData(data); // a later wait (after a retry) gets its own budget
+  }
   const release = () => releaseLease(ctx.redis, key, holder);
   return {
     assertHeld: () => assertLeaseHeld(ctx.redis, key, holder),

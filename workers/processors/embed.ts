@@ -38,7 +38,7 @@ export default async function embed(job: Job, token?: string): Promise<z.output<
 async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: EmbedPayload) {
   const lease = await holdIndexLease(job, token, ctx, p.index);
   try {
-    const result = await underLease(job, token, ctx, p, lease);
+    const result = await underLease(job, token, ctx, { ...p, lease_waiting_since: undefined }, lease);
     await lease.release();
     return result;
   } catch (err) {

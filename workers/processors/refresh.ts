@@ -49,7 +49,7 @@ const REMOVED_FILE = 'removed.json';
 async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Promise<Result> {
   const lease = await holdIndexLease(job, token, ctx, p.index);
   try {
-    const result = await underLease(job, token, ctx, p, lease);
+    const result = await underLease(job, token, ctx, { ...p, lease_waiting_since: undefined }, lease);
     await lease.release();
     return result;
   } catch (err) {
