@@ -7,7 +7,7 @@ import { loadConfig, type Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { redactSecrets } from '../shared/redact.ts';
 import { canReach, createRedis, waitForReady, warnUnlessNoeviction } from '../shared/redis/connection.ts';
-import { redisServerOnPath, startPrivateRedis, type PrivateRedis } from '../shared/redis/private-server.ts';
+import { ensureRedisPassword, redisServerOnPath, startPrivateRedis, type PrivateRedis } from '../shared/redis/private-server.ts';
 import { DataRoot } from '../shared/storage/data-root.ts';
 import { CliError } from './cli-errors.ts';
 
@@ -40,13 +40,16 @@ export async function ensureRedis(config: Config, log: Logger): Promise<RedisSup
   if (!redisServerOnPath()) {
     throw new CliError(noRedisMessage(config.redisUrl, 'and no redis-server on PATH to start a private one'));
   }
-  const dir = new DataRoot(config.dataDir).redisDir();
-  const privateRedis = await startPrivateRedis(dir);
-  // Sandboxed processors are child processes that build their config from the environment.
+  const root = new DataRoot(config.dataDir);
+  const dir = root.redisDir();
+  const { password, file } = await ensureRedisPassword(root.secretsDir());
+  const privateRedis = await startPrivateRedis(dir, password);
+  // Every client of this process reads config.redisUrl, and sandboxed processors (forked with
+  // this environment) build their config from REDIS_URL: both carry the password.
   process.env['REDIS_URL'] = privateRedis.url;
   log.warn(
-    { configured: redactSecrets(config.redisUrl), url: privateRedis.url, dir },
-    `no Redis at ${redactSecrets(config.redisUrl)}: started a private redis-server at ${privateRedis.url} with its files in ${dir}. ` +
+    { configured: redactSecrets(config.redisUrl), url: privateRedis.displayUrl, dir, password_file: file },
+    `no Redis at ${redactSecrets(config.redisUrl)}: started a private redis-server at ${privateRedis.displayUrl} (password in ${file}) with its files in ${dir}. ` +
       'Queued jobs live there: only this process serves them, and they wait in those files until the next `lakehouse up`. ' +
       'Set REDIS_URL to a shared Redis to add workers on other hosts.',
   );

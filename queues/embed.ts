@@ -54,6 +54,10 @@ const orchestration = z.object({
   added_docs: z.number().int().optional(),
   changed_docs: z.number().int().optional(),
   deleted_docs: z.number().int().optional(),
+  /** The generation current when the job planned, under the index's lease (0: none yet). */
+  base_generation: z.number().int().min(0).optional(),
+  /** When the job first found the index's lease busy (workers/index-lease.ts). */
+  lease_waiting_since: z.number().optional(),
 });
 
 /** A child job: embed one shard file of a parent's chunks. */

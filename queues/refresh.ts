@@ -16,6 +16,10 @@ export const refreshPayload = refreshRequest.extend({
   docs: z.number().int().optional(),
   source_version: z.number().int().optional(),
   started_at: z.number().optional(),
+  /** The generation the diff was made against, under the index's lease. */
+  base_generation: z.number().int().min(0).optional(),
+  /** When the job first found the index's lease busy (workers/index-lease.ts). */
+  lease_waiting_since: z.number().optional(),
 });
 
 export const refreshResult = z.object({

@@ -90,6 +90,10 @@ export const configSchema = z.object({
   LAKEHOUSE_EMBED_BATCH_SIZE: int(32, 1),
   LAKEHOUSE_EMBED_ERROR_BODY_CHARS: int(200, 0),
   LAKEHOUSE_INDEX_CACHE_MB: int(4_096, 16),
+  LAKEHOUSE_INDEX_LEASE_WAIT_MS: int(5_000, 0),
+  LAKEHOUSE_INDEX_LEASE_RETRY_MS: int(2_000, 10),
+  LAKEHOUSE_INDEX_LEASE_MAX_WAIT_MS: int(6 * 3600_000, 1),
+  LAKEHOUSE_INDEX_LEASE_TTL_MS: int(30_000, 1_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -153,6 +157,17 @@ export interface Config {
   };
   /** Memory the API may spend on loaded HNSW generations. */
   indexCacheBytes: number;
+  /** The per-index generation lease (SECURITY.md, "One writer per index generation"). */
+  indexLease: {
+    /** How long a job polls a busy lease before parking itself as delayed; how long promote/rollback wait before a 409. */
+    waitMs: number;
+    /** How long a parked job stays delayed before trying again. */
+    retryMs: number;
+    /** Total time a job may wait for the lease before it fails (retryable). */
+    maxWaitMs: number;
+    /** TTL of a lease held by a process (promote/rollback), renewed every third of it. */
+    ttlMs: number;
+  };
 }
 
 export const EMBED_PROVIDER_KINDS = ['ollama', 'openai'] as const;
@@ -239,5 +254,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       errorBodyChars: c.LAKEHOUSE_EMBED_ERROR_BODY_CHARS,
     },
     indexCacheBytes: c.LAKEHOUSE_INDEX_CACHE_MB * 1024 * 1024,
+    indexLease: {
+      waitMs: c.LAKEHOUSE_INDEX_LEASE_WAIT_MS,
+      retryMs: c.LAKEHOUSE_INDEX_LEASE_RETRY_MS,
+      maxWaitMs: c.LAKEHOUSE_INDEX_LEASE_MAX_WAIT_MS,
+      ttlMs: c.LAKEHOUSE_INDEX_LEASE_TTL_MS,
+    },
   });
 }

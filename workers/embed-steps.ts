@@ -4,7 +4,7 @@
  * vectors, in a worker thread, committed to the index manifest). The processors in
  * workers/processors/ pick the steps; the domain work is in shared/vectors/.
  */
-import type { Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Bucket } from '../shared/storage/buckets.ts';
@@ -12,13 +12,14 @@ import { embedShard, jobTag, readShard, shardFile, shardVectorsName, workDir, wr
 import type { Chunk } from '../shared/vectors/chunking.ts';
 import { providerFor } from '../shared/vectors/embedding/provider-cache.ts';
 import { commitGeneration, nextGenerationId } from '../shared/vectors/index/generations.ts';
-import { currentGeneration, generationDir, indexDir, readIndexManifest, type GenerationRecord, type IndexManifest } from '../shared/vectors/index/index-manifest.ts';
+import { currentGeneration, generationDir, indexDir, readIndexManifest, type GenerationRecord, type IndexManifest, type StoredGeneration } from '../shared/vectors/index/index-manifest.ts';
 import { buildInThread } from '../shared/vectors/index/run-build.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import type { WorkerContext } from './context.ts';
 import { fanOutShards, reportShardBatch } from './fan-out.ts';
 import { jobProgress } from './job-progress.ts';
 import { indexLockKey } from '../shared/catalog/lock-keys.ts';
+import type { IndexLease } from './index-lease.ts';
 
 
 export async function requireIndex(bucket: Bucket, name: string): Promise<IndexManifest> {
@@ -92,11 +93,12 @@ export interface GenerationPlan {
 }
 
 /**
- * Makes a generation (in a worker thread, see run-build.ts) and points the manifest at it. A
- * retried job whose generation was already committed (same files) gets that generation back
- * instead of building another.
+ * Makes a generation (in a worker thread, see run-build.ts) and points the manifest at it; the
+ * caller holds the index's generation lease (index-lease.ts), so the id it allocates is nobody
+ * else's and the outcome names the generation this job committed. A retried job whose
+ * generation was already committed (same files) gets that generation back instead of building another.
  */
-export async function commitNewGeneration(ctx: WorkerContext, bucket: Bucket, name: string, plan: GenerationPlan): Promise<BuildOutcome> {
+export async function commitNewGeneration(ctx: WorkerContext, bucket: Bucket, name: string, plan: GenerationPlan, lease: IndexLease): Promise<BuildOutcome> {
   const manifest = await requireIndex(bucket, name);
   const current = currentGeneration(manifest);
   if (current && sameFiles(current.vectors_files, plan.vectorFiles) && sameFiles(current.tombstone_files, plan.tombstoneFiles)) return { manifest, generation: current };
@@ -107,9 +109,36 @@ export async function commitNewGeneration(ctx: WorkerContext, bucket: Bucket, na
     source_version: plan.sourceVersion, count: made.count, deleted: made.deleted,
     build: { seconds: made.seconds, m: manifest.hnsw.m, ef_construction: manifest.hnsw.ef_construction, peak_rss_mb: made.peak_rss_mb },
   };
+  await lease.assertHeld();
   const committed = await commitGeneration({ redis: ctx.redis, lockKey: indexLockKey(ctx.config, name), root: bucket.root, name, generation, stats: plan.stats });
   await pruneVectorFiles(bucket, committed.manifest);
-  return { manifest: committed.manifest, generation: committed.manifest.generations.find((g) => g.id === committed.manifest.generation) ?? generation };
+  return { manifest: committed.manifest, generation: committed.manifest.generations.find((g) => g.id === id) ?? generation };
+}
+
+/**
+ * The generation this job already committed, when a retry resumes after its commit: the oldest
+ * listed one reading a file the job wrote (its shards' vectors, its tombstones, its compaction).
+ */
+export function committedBy(manifest: IndexManifest, tag: string): StoredGeneration | undefined {
+  const mine = (f: string) => {
+    const base = path.basename(f);
+    const rest = base.startsWith(`part-${tag}`) ? base.slice(`part-${tag}`.length) : undefined;
+    return rest !== undefined && /^(?:-\d+|-compact)?\.parquet$/.test(rest);
+  };
+  return manifest.generations.find((g) => g.vectors_files.some(mine) || g.tombstone_files.some(mine));
+}
+
+/**
+ * A job plans on the generation current when it took the lease and keeps the lease until its
+ * commit, so that generation is still current at build time. If not, the lease was lost (a
+ * manual retry of a job that had failed for good, say): its plan would drop the newer
+ * generation's vectors, so the job stops and a new one must plan again.
+ */
+export function assertBaseGeneration(manifest: IndexManifest, base: number | undefined, what: string): void {
+  if (base === undefined || (manifest.generation ?? 0) === base) return;
+  throw new UnrecoverableError(
+    `index ${manifest.name} moved from generation ${base} to ${manifest.generation} while this ${what} was not holding its lease; nothing was committed: run a new ${what}`,
+  );
 }
 
 /** A fresh graph over every listed vector (no tombstones). */

@@ -3,7 +3,7 @@ import { activateConfig } from '../../shared/autotune/activate.ts';
 import { evalSetIdSchema, listEvalSets, MAX_EVAL_K, MAX_EVAL_QUERIES, newEvalSetId, readEvalSet, suppliedItemsSchema } from '../../shared/autotune/evalset.ts';
 import { findTrial, listTrials, MAX_TRIAL_LIMIT, trialRecordSchema } from '../../shared/autotune/journal.ts';
 import { promote, promotionRegistrySchema, readPromotion, rollback } from '../../shared/autotune/promotion.ts';
-import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
+import { indexLeaseKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { NotFoundError } from '../../shared/errors.ts';
 import { entityName } from '../../shared/storage/names.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -32,7 +32,8 @@ const evalsetRequest = z.discriminatedUnion('kind', [
 export function autotuneRoutes(table: RouteTable, deps: ApiDeps): void {
   const target = async (name: string) => {
     const { root } = await deps.search.locate(name);
-    return { root, name, redis: deps.redis, lockKey: indexLockKey(deps.config, name) };
+    const lease = { key: indexLeaseKey(deps.config, name), waitMs: deps.config.indexLease.waitMs, ttlMs: deps.config.indexLease.ttlMs };
+    return { root, name, redis: deps.redis, lockKey: indexLockKey(deps.config, name), lease };
   };
 
   table.add(

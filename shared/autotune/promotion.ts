@@ -33,6 +33,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { withEntityLock, type HeldLock, type LockOptions } from '../redis/entity-lock.ts';
+import { withProcessLease } from '../vectors/index/generation-lease.ts';
 import { tempPathFor, writeFileAtomic } from '../storage/atomic-write.ts';
 import type { DataRoot } from '../storage/data-root.ts';
 import { readGenerationMeta } from '../vectors/index/generation-files.ts';
@@ -120,6 +121,15 @@ export interface PromotionTarget {
   redis: Redis;
   lockKey: string;
   lock?: LockOptions;
+  /**
+   * The index's generation lease (generation-lease.ts), taken before the lock: a promotion or
+   * rollback makes a generation, so it waits for (or 409s on) an embed or refresh in progress.
+   */
+  lease?: { key: string; waitMs: number; ttlMs: number };
+}
+
+function underLease<T>(req: PromotionTarget, fn: () => Promise<T>): Promise<T> {
+  return req.lease ? withProcessLease(req.redis, req.lease.key, fn, { ...req.lease, index: req.name }) : fn();
 }
 
 export interface PromoteRequest extends PromotionTarget {
@@ -163,7 +173,7 @@ export function configOr(registry: Pick<PromotionRegistry, 'current'> | undefine
  */
 export async function promote(req: PromoteRequest): Promise<PromotionOutcome> {
   const config = hnswConfigSchema.parse(req.trial.config);
-  return withEntityLock(
+  return underLease(req, () => withEntityLock(
     req.redis,
     req.lockKey,
     async (lock) => {
@@ -180,7 +190,7 @@ export async function promote(req: PromoteRequest): Promise<PromotionOutcome> {
       return { registry: await change(req.root, req.name, lock, registry, pending, activate), applied: true };
     },
     req.lock,
-  );
+  ));
 }
 
 /**
@@ -188,7 +198,7 @@ export async function promote(req: PromoteRequest): Promise<PromotionOutcome> {
  * index goes back to `defaultConfig` and `current` to null. A 409 when nothing is promoted.
  */
 export async function rollback(req: RollbackRequest): Promise<PromotionOutcome> {
-  return withEntityLock(
+  return underLease(req, () => withEntityLock(
     req.redis,
     req.lockKey,
     async (lock) => {
@@ -204,7 +214,7 @@ export async function rollback(req: RollbackRequest): Promise<PromotionOutcome> 
       return { registry: await change(req.root, req.name, lock, registry, pending, req.activate), applied: true };
     },
     req.lock,
-  );
+  ));
 }
 
 /** Settles a change a crash interrupted (for a worker's start-up); promote and rollback do it themselves first. */

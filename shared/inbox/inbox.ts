@@ -74,14 +74,29 @@ export function isPlainFileName(name: string): boolean {
   return name !== '' && !name.startsWith('.') && !name.includes('/') && !name.includes('\0') && Buffer.byteLength(name) <= MAX_FILENAME_BYTES;
 }
 
+export interface ScanOptions {
+  quietMs?: number;
+  now?: number;
+  /** Hears each symlink left alone (`inbox/<path>` and why), so the refusal can be logged. @defaultValue none */
+  onRefused?: (where: string, reason: string) => void;
+}
+
+const SYMLINK_REFUSED = 'a symlink: the inbox never follows one';
+
 /** Files ready to claim, oldest first. Anything not a quiet regular file in a dataset folder is left alone. */
-export async function scanInbox(root: DataRoot, { quietMs = QUIET_MS, now = Date.now() }: { quietMs?: number; now?: number } = {}): Promise<InboxEntry[]> {
+export async function scanInbox(root: DataRoot, { quietMs = QUIET_MS, now = Date.now(), onRefused = () => {} }: ScanOptions = {}): Promise<InboxEntry[]> {
   const inbox = inboxDir(root);
+  if ((await lstatIfExists(inbox))?.isSymbolicLink()) {
+    onRefused('inbox', SYMLINK_REFUSED);
+    return [];
+  }
   const found: (InboxEntry & { mtimeMs: number })[] = [];
   for (const folder of await listDir(inbox)) {
     // a symlinked folder is not a directory entry here, so it is never entered
+    if (folder.isSymbolicLink()) onRefused(`inbox/${folder.name}`, SYMLINK_REFUSED);
     if (!folder.isDirectory() || !isDatasetFolder(folder.name)) continue;
     for (const f of await listDir(path.join(inbox, folder.name))) {
+      if (f.isSymbolicLink()) onRefused(`inbox/${folder.name}/${f.name}`, SYMLINK_REFUSED);
       if (!f.isFile() || !isPlainFileName(f.name)) continue;
       const st = await lstatIfExists(path.join(inbox, folder.name, f.name));
       if (!st?.isFile() || now - st.mtimeMs < quietMs) continue;
@@ -96,6 +111,9 @@ export async function claim(root: DataRoot, entry: InboxEntry, now = Date.now())
   const dataset = checkDataset(entry.dataset);
   const file = checkFilename(entry.file);
   const from = insideInbox(root, dataset, file);
+  // the folders on the way must be real directories: lstat of the file alone would follow a
+  // symlinked inbox/ or inbox/<dataset>/ and claim a file from wherever it points
+  if (!(await realDirOnPath(root, dataset))) return undefined;
   const st = await lstatIfExists(from);
   if (!st) return undefined;
   if (!st.isFile()) throw new BadRequestError(`inbox/${dataset}/${file} is not a regular file; symlinks are never followed`);
@@ -124,6 +142,7 @@ export function describeClaim(claimed: string): Claim {
 export async function claimedFile(root: DataRoot, claimed: string): Promise<string> {
   const c = describeClaim(claimed);
   const file = insideInbox(root, CLAIMED, c.dataset, path.basename(claimed));
+  if (!(await realDirOnPath(root, CLAIMED, c.dataset))) throw new NotFoundError(`inbox/${claimed} is gone (already settled?)`);
   const st = await lstatIfExists(file);
   if (!st) throw new NotFoundError(`inbox/${claimed} is gone (already settled?)`);
   if (!st.isFile()) throw new BadRequestError(`inbox/${claimed} is not a regular file; symlinks are never followed`);
@@ -203,6 +222,23 @@ async function realDir(root: DataRoot, ...segments: string[]): Promise<string> {
     }
   }
   return dir;
+}
+
+/**
+ * Whether inbox/ and inbox/<segments…> exist as real directories (false when one is missing);
+ * throws when one is a symlink or another kind of file.
+ */
+async function realDirOnPath(root: DataRoot, ...segments: string[]): Promise<boolean> {
+  const inbox = inboxDir(root);
+  for (let i = 0; i <= segments.length; i++) {
+    const dir = i === 0 ? inbox : insideInbox(root, ...segments.slice(0, i));
+    const st = await lstatIfExists(dir);
+    if (!st) return false;
+    if (!st.isDirectory()) {
+      throw new BadRequestError(`${path.relative(path.dirname(inbox), dir).split(path.sep).join('/')} is not a directory; symlinks are never followed`);
+    }
+  }
+  return true;
 }
 
 /** `<stamp>__<file>`, or `<stamp>-2__<file>`… when a settle in the same millisecond took that name. */

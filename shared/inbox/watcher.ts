@@ -43,13 +43,20 @@ type Known = Map<string, 'enqueued' | 'retry'>;
 
 export function startInboxWatcher(opts: InboxWatcherOptions): InboxWatcher {
   const known: Known = new Map();
+  const refused = new Set<string>();
+  // a planted symlink is reported once per watcher, not on every poll
+  const onRefused = (where: string, reason: string) => {
+    if (refused.has(where)) return;
+    refused.add(where);
+    opts.log.warn({ path: where, reason }, 'inbox entry refused');
+  };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let polling: Promise<void> = Promise.resolve();
 
   const poll = async () => {
     try {
-      await claimQuietFiles(opts, known, () => stopped);
+      await claimQuietFiles(opts, known, () => stopped, onRefused);
       if (!stopped) await sweepClaims(opts, known);
     } catch (err) {
       opts.log.warn({ err }, 'inbox poll failed; trying again on the next one');
@@ -70,8 +77,8 @@ export function startInboxWatcher(opts: InboxWatcherOptions): InboxWatcher {
   };
 }
 
-async function claimQuietFiles(opts: InboxWatcherOptions, known: Known, stopped: () => boolean): Promise<void> {
-  for (const entry of await scanInbox(opts.root, { quietMs: opts.quietMs ?? QUIET_MS })) {
+async function claimQuietFiles(opts: InboxWatcherOptions, known: Known, stopped: () => boolean, onRefused: (where: string, reason: string) => void): Promise<void> {
+  for (const entry of await scanInbox(opts.root, { quietMs: opts.quietMs ?? QUIET_MS, onRefused })) {
     if (stopped()) return;
     let claimed: { claimed: string } | undefined;
     try {

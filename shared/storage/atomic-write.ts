@@ -8,8 +8,32 @@ export function tempPathFor(target: string): string {
 }
 
 /**
+ * Makes a rename or link in `dir` durable: the new name lives in the directory's own data, which
+ * the file's fsync does not cover, so after a power loss the target could still be missing or
+ * old. One open + fsync + close of the directory. Platforms that cannot open or fsync a
+ * directory (Windows: EISDIR/EPERM; some network filesystems: EINVAL) keep the rename's own
+ * guarantee.
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(dir, 'r');
+  } catch (err) {
+    if (['EISDIR', 'EPERM', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '')) return;
+    throw err;
+  }
+  try {
+    await handle.sync();
+  } catch (err) {
+    if (!['EINVAL', 'ENOTSUP', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
  * Writes a file so readers see either the old or the new content, never half of it:
- * write to a temporary sibling, fsync, rename over the target.
+ * write to a temporary sibling, fsync, rename over the target, fsync the directory.
  */
 export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const tmp = tempPathFor(target);
@@ -26,6 +50,7 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
     await fs.rm(tmp, { force: true });
     throw err;
   }
+  await fsyncDir(path.dirname(target));
 }
 
 async function fsyncFile(file: string): Promise<void> {
@@ -41,6 +66,7 @@ async function fsyncFile(file: string): Promise<void> {
 export async function commitTempFile(tmp: string, target: string): Promise<void> {
   await fsyncFile(tmp);
   await fs.rename(tmp, target);
+  await fsyncDir(path.dirname(target));
 }
 
 /**
@@ -50,6 +76,7 @@ export async function commitTempFile(tmp: string, target: string): Promise<void>
 export async function commitTempFileOnce(tmp: string, target: string): Promise<void> {
   await fsyncFile(tmp);
   await fs.link(tmp, target);
+  await fsyncDir(path.dirname(target));
 }
 
 /**
@@ -67,6 +94,7 @@ export async function createFileOnce(target: string, make: () => string, mode = 
   await writeFileAtomic(tmp, make(), mode);
   try {
     await fs.link(tmp, target);
+    await fsyncDir(path.dirname(target));
     return { content: await fs.readFile(target, 'utf8'), created: true };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

@@ -158,13 +158,17 @@ test('up starts a private redis-server when REDIS_URL answers nowhere, and stops
   const privateUrl = /started a private redis-server at (redis:\/\/127\.0\.0\.1:\d+)/.exec(up.stdout)![1]!;
   assert.ok((await fs.readdir(redisDir)).length > 0, 'its files are under <data dir>/redis');
   assert.equal((await redisServersIn(redisDir)).length, 1, 'one redis-server runs in that directory');
-  assert.ok(await canReach(privateUrl));
+  // it requires the generated password (test/security/private-redis-auth.test.ts has the attacks)
+  const password = (await fs.readFile(path.join(sb.dataDir, 'secrets', 'redis.password'), 'utf8')).trim();
+  const authUrl = privateUrl.replace('redis://', `redis://:${password}@`);
+  assert.ok(await canReach(authUrl));
+  assert.equal(await canReach(privateUrl), false, 'no answer without the password');
 
   up.child.kill('SIGTERM');
   const stopped = await up.exit(SHUTDOWN_TIMEOUT_MS + 10_000);
   assert.equal(stopped.code, 0, `up exits 0 after SIGTERM\n${up.output}`);
   assert.deepEqual(await redisServersIn(redisDir), [], 'the private redis-server is gone');
-  assert.equal(await canReach(privateUrl), false);
+  assert.equal(await canReach(authUrl), false);
 });
 
 test('up with LAKEHOUSE_PRIVATE_REDIS=never and no Redis exits 1 saying how to get one', { timeout: 30_000 }, async (t) => {

@@ -10,7 +10,7 @@ import { findTrial, listTrials, MAX_TRIAL_LIMIT, trialId, type TrialRecord } fro
 import { promote } from '../../shared/autotune/promotion.ts';
 import { runAndRecordTrial } from '../../shared/autotune/trial-run.ts';
 import { trialBuildDir } from '../../shared/autotune/trial.ts';
-import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
+import { indexLeaseKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import type { Bucket } from '../../shared/storage/buckets.ts';
 import { providerFor } from '../../shared/vectors/embedding/provider-cache.ts';
 import { specOf } from '../../shared/vectors/index-search.ts';
@@ -116,6 +116,8 @@ async function decide(ctx: WorkerContext, bucket: Bucket, p: Extract<Payload, { 
   }
   const { registry } = await promote({
     root: bucket.root, name: p.index, redis: ctx.redis, lockKey: indexLockKey(ctx.config, p.index),
+    // a run's decision waits out an embed or refresh in progress (its trials are done by now)
+    lease: { key: indexLeaseKey(ctx.config, p.index), waitMs: ctx.config.indexLease.maxWaitMs, ttlMs: ctx.config.indexLease.ttlMs },
     trial: { trial_id: best.trial_id, config: best.config, built_dir: best.built_dir }, by: 'autotune', activate: activateConfig(bucket.root, p.index),
   });
   return { promoted: true, reason: `promoted ${configKey(best.config)}: recall@${p.k} ${best.recall.toFixed(3)}, p50 ${best.p50_ms} ms`, generation: registry.current?.generation ?? null };

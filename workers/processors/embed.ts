@@ -9,7 +9,8 @@ import { jobTag, shardVectorsName } from '../../shared/vectors/embed-shards.ts';
 import { isPermanent } from '../permanent-failure.ts';
 import { assertNoFailedChildren } from '../fan-out.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
-import { commitNewGeneration, fullBuild, planShards, removeWork, requireIndex, runShard } from '../embed-steps.ts';
+import { assertBaseGeneration, commitNewGeneration, committedBy, fullBuild, planShards, removeWork, requireIndex, runShard } from '../embed-steps.ts';
+import { holdIndexLease, type IndexLease } from '../index-lease.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { syncRefreshSchedule } from '../refresh-schedule.ts';
 
@@ -30,7 +31,23 @@ export default async function embed(job: Job, token?: string): Promise<z.output<
   }
 }
 
+/**
+ * The whole job, plan to commit, holds the index's generation lease (workers/index-lease.ts):
+ * another embed, refresh or promotion of the index waits, and this build's base stays current.
+ */
 async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: EmbedPayload) {
+  const lease = await holdIndexLease(job, token, ctx, p.index);
+  try {
+    const result = await underLease(job, token, ctx, { ...p, lease_waiting_since: undefined }, lease);
+    await lease.release();
+    return result;
+  } catch (err) {
+    await lease.releaseIfFinal(err);
+    throw err;
+  }
+}
+
+async function underLease(job: Job, token: string, ctx: WorkerContext, p: EmbedPayload, lease: IndexLease) {
   const { manifest: dataset, bucket } = await getDataset(ctx.buckets, p.dataset);
   if (p.step === 'plan') {
     const spec = { provider: p.provider, ...(p.model ? { model: p.model } : {}) };
@@ -48,18 +65,23 @@ async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: Embed
     const { chunks, docs } = await datasetChunks(ctx.buckets, dataset, p, { size: p.chunk_size, overlap: p.overlap });
     if (chunks.length === 0) throw new UnrecoverableError(`dataset ${p.dataset} has no text in column ${p.text_column} to embed`);
     // remembered before parking: the job resumes in the build step, maybe on another worker
-    p = { ...p, step: 'build', shards: shardCount(chunks.length, ctx), chunks: chunks.length, docs, source_version: dataset.version, started_at: Date.now() };
+    p = {
+      ...p, step: 'build', shards: shardCount(chunks.length, ctx), chunks: chunks.length, docs, source_version: dataset.version, started_at: Date.now(),
+      base_generation: index.generation ?? 0,
+    };
     await job.updateData(p);
     await planShards(job, token, ctx, bucket, index, chunks, 'embed');
   }
   await assertNoFailedChildren(job);
   const files = Array.from({ length: p.shards! }, (_, s) => shardVectorsName(jobTag(job.queueName, job.id!), s));
   const index = await requireIndex(bucket, p.index);
-  const { manifest, generation } = await commitNewGeneration(ctx, bucket, p.index, {
+  const done = committedBy(index, jobTag(job.queueName, job.id!));
+  if (!done) assertBaseGeneration(index, p.base_generation, 'embed');
+  const { manifest, generation } = done ? { manifest: index, generation: done } : await commitNewGeneration(ctx, bucket, p.index, {
     vectorFiles: files, tombstoneFiles: [], sourceVersion: p.source_version ?? null,
     stats: { docs: p.docs ?? 0, chunks: p.chunks ?? 0 },
     make: fullBuild(job, bucket, index, files),
-  });
+  }, lease);
   await removeWork(bucket, p.index, job);
   await job.updateProgress({ percent: 100, phase: 'done', chunks_done: p.chunks ?? 0, chunks_total: p.chunks ?? 0 });
   return {

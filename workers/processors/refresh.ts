@@ -19,7 +19,8 @@ import { shouldWake } from '../../shared/autotune/agent.ts';
 import { isPermanent } from '../permanent-failure.ts';
 import { assertNoFailedChildren } from '../fan-out.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
-import { commitNewGeneration, fullBuild, locateIndex, planShards, removeWork } from '../embed-steps.ts';
+import { assertBaseGeneration, commitNewGeneration, committedBy, fullBuild, locateIndex, planShards, removeWork } from '../embed-steps.ts';
+import { holdIndexLease, type IndexLease } from '../index-lease.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { jobProgress } from '../job-progress.ts';
 import { shardCount } from './embed.ts';
@@ -39,12 +40,36 @@ export default async function refresh(job: Job, token?: string): Promise<Result>
 
 const REMOVED_FILE = 'removed.json';
 
+/**
+ * The whole job, diff to commit, holds the index's generation lease (workers/index-lease.ts): the
+ * diff is made against the generation current once the lease is held, and stays current until
+ * this job commits, so concurrent refreshes (and embeds, promotions) land one after another and
+ * none extends a stale generation.
+ */
 async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Promise<Result> {
+  const lease = await holdIndexLease(job, token, ctx, p.index);
+  try {
+    const result = await underLease(job, token, ctx, { ...p, lease_waiting_since: undefined }, lease);
+    await lease.release();
+    return result;
+  } catch (err) {
+    await lease.releaseIfFinal(err);
+    throw err;
+  }
+}
+
+async function underLease(job: Job, token: string, ctx: WorkerContext, p: Payload, lease: IndexLease): Promise<Result> {
   const { bucket, index } = await locateIndex(ctx, p.index);
   const current = currentGeneration(index);
   if (!current) throw new UnrecoverableError(`index ${p.index} has no generation yet: run an embed job first`);
   const dir = indexDir(bucket.root, index.name);
-  const work = workDir(dir, jobTag(job.queueName, job.id!));
+  const tag = jobTag(job.queueName, job.id!);
+  const work = workDir(dir, tag);
+  if (p.step === 'build') {
+    const done = committedBy(index, tag);
+    if (done) return finish(job, ctx, bucket, index, p, { generation: done.id, rebuilt: done.vectors_files.some((f) => f.endsWith(`part-${tag}-compact.parquet`)) });
+    assertBaseGeneration(index, p.base_generation, 'refresh');
+  }
   if (p.step === 'plan') {
     const started = Date.now();
     const { manifest: dataset } = await getDataset(ctx.buckets, index.source.dataset);
@@ -62,6 +87,7 @@ async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Pro
     p = {
       ...p, step: 'build', shards: diff.toEmbed.length === 0 ? 0 : shardCount(diff.toEmbed.length, ctx), embedded_chunks: diff.toEmbed.length,
       added: diff.added_docs, changed: diff.changed_docs, deleted: diff.deleted_docs, docs, source_version: dataset.version, started_at: started,
+      base_generation: current.id,
     };
     await job.updateData(p);
     if (diff.toEmbed.length > 0) await planShards(job, token, ctx, bucket, index, diff.toEmbed, 'refresh');
@@ -69,7 +95,11 @@ async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Pro
   await assertNoFailedChildren(job);
   const removed = JSON.parse(await fs.readFile(path.join(work, REMOVED_FILE), 'utf8')) as string[];
   const newFiles = Array.from({ length: p.shards ?? 0 }, (_, s) => shardVectorsName(jobTag(job.queueName, job.id!), s));
-  const outcome = await nextGeneration(job, ctx, bucket, index, removed, newFiles, p);
+  const outcome = await nextGeneration(job, ctx, bucket, index, removed, newFiles, p, lease);
+  return finish(job, ctx, bucket, index, p, outcome);
+}
+
+async function finish(job: Job, ctx: WorkerContext, bucket: Bucket, index: IndexManifest, p: Payload, outcome: { generation: number; rebuilt: boolean }): Promise<Result> {
   await removeWork(bucket, index.name, job);
   await wakeAgent(ctx, index, p.embedded_chunks ?? 0);
   await job.updateProgress({ percent: 100, phase: 'done' });
@@ -84,7 +114,9 @@ async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Pro
  * marked deleted, or — once tombstones would pass the threshold — a fresh graph over the
  * compacted live vectors.
  */
-async function nextGeneration(job: Job, ctx: WorkerContext, bucket: Bucket, index: IndexManifest, removed: string[], newFiles: string[], p: Payload): Promise<{ generation: number; rebuilt: boolean }> {
+async function nextGeneration(
+  job: Job, ctx: WorkerContext, bucket: Bucket, index: IndexManifest, removed: string[], newFiles: string[], p: Payload, lease: IndexLease,
+): Promise<{ generation: number; rebuilt: boolean }> {
   const current = currentGeneration(index)!;
   const dir = indexDir(bucket.root, index.name);
   const tag = jobTag(job.queueName, job.id!);
@@ -103,7 +135,7 @@ async function nextGeneration(job: Job, ctx: WorkerContext, bucket: Bucket, inde
     await compactVectors({ files: abs(bucket, dir, vectorFiles), tombstoneFiles: abs(bucket, dir, tombstoneFiles), outFile: path.join(dir, compacted) });
     const made = await commitNewGeneration(ctx, bucket, index.name, {
       vectorFiles: [compacted], tombstoneFiles: [], sourceVersion: p.source_version ?? null, stats, make: fullBuild(job, bucket, index, [compacted]),
-    });
+    }, lease);
     return { generation: made.generation.id, rebuilt: true };
   }
   const made = await commitNewGeneration(ctx, bucket, index.name, {
@@ -113,7 +145,7 @@ async function nextGeneration(job: Job, ctx: WorkerContext, bucket: Bucket, inde
         { kind: 'extend', options: { prevDir: generationDir(bucket.root, index.name, current.id), newFiles: abs(bucket, dir, newFiles), deletedChunkIds: removed, dims: index.embedding.dims, outDir } },
         (f, detail) => progress(0.9 + f * 0.09, { phase: 'index update', ...detail }),
       ),
-  });
+  }, lease);
   return { generation: made.generation.id, rebuilt: false };
 }
 

@@ -2,9 +2,12 @@
  * The life of generation directories: which id a new build takes, the commit that points the
  * manifest at it (under the index's entity lock), and removal of directories no longer listed.
  *
- * Builds of one index are serialised by its lock (the parent holds and renews it while a
- * sandboxed child builds), so a directory with an id above the current generation is always the
- * build in progress or a crashed one, never someone else's finished work.
+ * Builds of one index are serialised by its generation lease (generation-lease.ts), held from
+ * the moment a writer reads the generation it builds on to this commit; the commit itself and
+ * pruning run under the index's entity lock too. So a directory with an id above the current
+ * generation is always the lease holder's build in progress or a crashed one, and the files
+ * pruning removes are read by no writer in flight (only the lease holder is, and the generation
+ * it just committed lists its files).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

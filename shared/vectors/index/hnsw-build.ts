@@ -14,7 +14,7 @@ import hnswlib, { type HierarchicalNSW } from 'hnswlib-node';
 import { BadRequestError, ConflictError } from '../../errors.ts';
 import { openConnection, sqlString } from '../../ingest/formats/parquet-sink.ts';
 import { noProgress, type ProgressFn } from '../../progress.ts';
-import { tempPathFor } from '../../storage/atomic-write.ts';
+import { fsyncDir, tempPathFor } from '../../storage/atomic-write.ts';
 import { HNSW_FILE, LABELS_FILE, META_FILE, SPACE, type GenerationMeta } from './generation-files.ts';
 import { checkDims, countVectors, readVectorBatches, type VectorBatch } from './vectors-parquet.ts';
 
@@ -74,6 +74,7 @@ export async function buildGeneration(opts: BuildGenerationOptions): Promise<Bui
     await fs.writeFile(path.join(tmp, META_FILE), JSON.stringify(meta(p, dims, built.docIds.length, seconds), null, 2) + '\n');
     await syncAll(tmp);
     await fs.rename(tmp, opts.outDir);
+    await fsyncDir(path.dirname(opts.outDir)); // the manifest will name it: its name must survive a crash too
     return { count: built.docIds.length, seconds: (performance.now() - started) / 1000, peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) };
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true });

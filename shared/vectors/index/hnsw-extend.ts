@@ -18,7 +18,7 @@ import hnswlib, { type HierarchicalNSW } from 'hnswlib-node';
 import { BadRequestError, ConflictError } from '../../errors.ts';
 import { openConnection, sqlString } from '../../ingest/formats/parquet-sink.ts';
 import { noProgress, type ProgressFn } from '../../progress.ts';
-import { tempPathFor } from '../../storage/atomic-write.ts';
+import { fsyncDir, tempPathFor } from '../../storage/atomic-write.ts';
 import { DELETED_FILE, HNSW_FILE, LABELS_FILE, META_FILE, readGenerationMeta } from './generation-files.ts';
 import { exists, meta, report, syncAll, writeLabels } from './hnsw-build.ts';
 import { readDeletedLabels, readLabels } from './hnsw-searcher.ts';
@@ -149,6 +149,7 @@ export async function extendGeneration(opts: ExtendGenerationOptions): Promise<E
     await fs.writeFile(path.join(tmp, META_FILE), JSON.stringify(genMeta, null, 2) + '\n');
     await syncAll(tmp);
     await fs.rename(tmp, opts.outDir);
+    await fsyncDir(path.dirname(opts.outDir)); // the manifest will name it: its name must survive a crash too
     return {
       count: chunkIds.length,
       deleted: deletedLabels.length,
