@@ -13,13 +13,14 @@ export const queryResultSchema = z.object({
   rows: z.array(z.record(z.string(), z.unknown())),
   row_count: z.number().int(),
   truncated: z.boolean(),
+  truncated_by: z.enum(['rows', 'bytes']).optional().describe('which limit cut the result: max_rows / LAKEHOUSE_QUERY_MAX_ROWS, or LAKEHOUSE_QUERY_MAX_RESULT_MB'),
 });
 
 export function queryRoutes(table: RouteTable, deps: ApiDeps): void {
   table.add(
     {
       method: 'post', path: '/query', tag: 'sql', role: 'reader',
-      summary: 'Run a read-only SQL query over the catalog (sandboxed: no files outside the datasets, no network, time and row limits)',
+      summary: 'Run a read-only SQL query over the catalog (sandboxed: no files outside the datasets, no network; time, row, byte and memory limits; readers see masked PII, see SECURITY.md)',
       body: queryBody, responses: { 200: { description: 'the result', schema: queryResultSchema } },
     },
     async (ctx, { body }) => {
