@@ -16,6 +16,7 @@ const BENCHES: Bench[] = [
   { name: 'ingest', run: async () => (await import('./ingest/ingest-bench.ts')).run() },
   { name: 'vectors', run: async () => (await import('./vectors/vectors-bench.ts')).run() },
   { name: 'autotune', run: async () => (await import('./autotune/autotune-bench.ts')).run() },
+  { name: 'sql', run: async () => (await import('./sql/sql-bench.ts')).run() },
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
