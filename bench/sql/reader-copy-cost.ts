@@ -3,10 +3,10 @@
  * the first place:
  * - raw: plain DuckDB converts the generated CSV to zstd Parquet, the bench's stand-in for ingest;
  * - masked: ensureReaderCopies with the four PII columns masked, i.e. DuckDB rewriting the part
- *   with those columns as '***' (what the API does on the first query after an ingest);
+ *   with those columns as '***' (whoever makes the copy after an ingest pays this);
  * - link: ensureReaderCopies with nothing masked: a hard link, no extra disk;
  * - sync: QueryEngine.syncViews on a freshly opened engine (describe, the masked copy, both
- *   views): everything the first query after an ingest waits for.
+ *   views): everything the first query after an ingest waits for when no copy exists yet.
  * Rounds run the four in an order rotated per round; every round starts with no copy on disk.
  */
 import fs from 'node:fs/promises';
