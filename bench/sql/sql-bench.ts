@@ -27,7 +27,6 @@ import { loadSettings, type SqlBenchSettings } from './settings.ts';
 const say = (line: string) => process.stderr.write(`sql bench: ${line}\n`);
 const mb = (bytes: number) => bytes / 1e6;
 const fixed = (x: number, d = 2) => x.toFixed(d);
-const ms = (seconds: number[]) => fixed(median(seconds) * 1000, 1);
 
 async function duckdbVersion(): Promise<string> {
   const duck = await openDuckDb(1);
@@ -85,16 +84,41 @@ function queryRows(lat: Record<QueryKey, QueryTimings>): BenchRow[] {
   return rows;
 }
 
+/** p50s in milliseconds from the unrounded timings, and raw p50 ÷ ours p50. */
+export interface QueryP50 {
+  raw_ms: number;
+  writer_ms: number;
+  reader_ms: number;
+  parse_ms: number;
+  writer_ratio: number;
+  reader_ratio: number;
+}
+
+function queryP50s(lat: Record<QueryKey, QueryTimings>): Record<QueryKey, QueryP50> {
+  const out = {} as Record<QueryKey, QueryP50>;
+  const msOf = (xs: number[]) => Math.round(median(xs) * 1e6) / 1e3;
+  for (const q of QUERIES) {
+    const t = lat[q.key];
+    const [raw, writer, reader] = [msOf(t.seconds.raw), msOf(t.seconds.writer), msOf(t.seconds.reader)];
+    out[q.key] = {
+      raw_ms: raw, writer_ms: writer, reader_ms: reader, parse_ms: msOf(t.parse),
+      writer_ratio: Math.round((raw / writer) * 1000) / 1000, reader_ratio: Math.round((raw / reader) * 1000) / 1000,
+    };
+  }
+  return out;
+}
+
 function report(
   s: SqlBenchSettings, date: string, loadAtStart: number, duckdb: string, csv: GeneratedCsv, ingest: Span,
   copies: CopyRounds, disk: DiskFacts, syncFirst: number, lat: Record<QueryKey, QueryTimings>,
-): BenchReport & { disk: DiskFacts } {
+): BenchReport & { disk: DiskFacts; queries: Record<QueryKey, QueryP50> } {
   const rows = compare([...copyRows(s, csv, duckdb, copies), ...queryRows(lat)]);
   const sec = (side: keyof CopyRounds) => median(copies[side].map((x) => x.seconds));
   const share = (side: keyof CopyRounds) => `${Math.round((sec(side) / sec('raw')) * 100)}%`;
+  const p50 = queryP50s(lat);
   const queryLine = (q: (typeof QUERIES)[number]) => {
-    const t = lat[q.key].seconds;
-    return `${q.label}: raw ${ms(t.raw)} ms, writer ${ms(t.writer)} ms, reader ${ms(t.reader)} ms (reader − writer ${fixed((median(t.reader) - median(t.writer)) * 1000, 1)} ms; the parse tree alone, QueryEngine.parseTree, ${ms(lat[q.key].parse)} ms)`;
+    const t = p50[q.key];
+    return `${q.label}: raw ${fixed(t.raw_ms, 1)} ms, writer ${fixed(t.writer_ms, 1)} ms (${fixed(t.writer_ratio)}×), reader ${fixed(t.reader_ms, 1)} ms (${fixed(t.reader_ratio)}×); reader − writer ${fixed(t.reader_ms - t.writer_ms, 1)} ms, the parse tree alone (QueryEngine.parseTree) ${fixed(t.parse_ms, 1)} ms`;
   };
   return {
     bench: 'sql',
@@ -106,12 +130,13 @@ function report(
     },
     rows,
     disk,
+    queries: p50,
     notes: [
       `Input: ${csv.rows.toLocaleString('en-US')} generated staffing profiles (bench/ingest/profiles-csv.ts, seed ${s.seed}), ${fixed(mb(csv.bytes), 1)} MB of CSV, generated in ${fixed(csv.seconds, 1)} s; converted once by plain DuckDB (${fixed(ingest.seconds)} s, not in any row) into the dataset's one part, ${fixed(mb(disk.partBytes), 1)} MB of zstd Parquet, which every copy and query below reads.`,
       `The "jobs" column is the number of items a row times: thousands of profile rows for the copy rows (rate in k rows/s, CPU in µs per 1000 rows), 1 query for the query rows (so "rate" is k rows/s or queries/s and "seconds" the median round or the p50 query). "ratio vs raw" = ours rate ÷ raw rate of the same round = raw seconds ÷ ours seconds: above 1× ours is quicker.`,
       `Extra ingest-time cost if reader copies were made at ingest: the masked copy takes ${share('masked')} of the raw CSV → Parquet time (${fixed(sec('masked'))} s vs ${fixed(sec('raw'))} s), the whole view sync ${share('sync')} (${fixed(sec('sync'))} s), the hard link ${fixed(sec('link') * 1000, 2)} ms. Whoever makes the copy pays this once per part and masked-column set: the ingest job if it prepares the copies, else the first query after an ingest or a public-columns change (the view sync); every later query reuses the copy.`,
       `Disk: the part is ${disk.partBytes.toLocaleString('en-US')} bytes; its masked copy ${disk.maskedCopyBytes.toLocaleString('en-US')} bytes (${fixed((disk.maskedCopyBytes / disk.partBytes) * 100, 1)}% of the part: the four masked columns become one constant each, which zstd stores in almost nothing). The hard-link case ${disk.linkSharesInode ? 'shares the part\'s inode' : 'does NOT share the part\'s inode'} and added ${disk.linkExtraBytes.toLocaleString('en-US')} bytes (allocated blocks of files in its reader directory other than the part's inode).`,
-      `Query p50 over ${s.queryRuns} runs per side after one warm-up: ${QUERIES.map(queryLine).join('; ')}. The engine was opened and its views synced before (the sync, which found the copy already made, took ${fixed(syncFirst * 1000, 1)} ms). CatalogQuery adds to every query a manifest listing, the view-sync check, a second parse for the audit line and the audit append; HTTP adds more: bench/ingest measures those.`,
+      `Query p50 over ${s.queryRuns} runs per side after one warm-up, with raw p50 ÷ ours p50 (the table's query ratios are per-run ratios of times report.ts rounds to 1 ms, so they come in steps at this scale; these, also in the JSON's "queries", do not): ${QUERIES.map(queryLine).join('; ')}. The engine was opened and its views synced before (the sync, which found the copy already made, took ${fixed(syncFirst * 1000, 1)} ms). CatalogQuery adds to every query a manifest listing, the view-sync check, a second parse for the audit line and the audit append; HTTP adds more: bench/ingest measures those.`,
       `Both engines and the raw DuckDB use ${s.threads} threads on this machine's ${os.availableParallelism()} cores; our engines have the product's memory limit (1024 MiB each) and spill directory. The 1-minute load average was ${fixed(loadAtStart, 1)} before the bench started; a query row's "cores busy with other processes" is measured over each run of its three sides together (milliseconds, 10 ms CPU ticks): coarse.`,
     ],
   };
