@@ -23,6 +23,7 @@ export interface WorkerContext {
 }
 
 let context: Promise<WorkerContext> | undefined;
+let openQueues: Map<string, Queue> | undefined;
 
 export function workerContext(): Promise<WorkerContext> {
   context ??= (async () => {
@@ -31,6 +32,7 @@ export function workerContext(): Promise<WorkerContext> {
     await buckets.ensure();
     const redis = createRedis(config.redisUrl, 'worker');
     const queues = new Map<string, Queue>();
+    openQueues = queues;
     return {
       config,
       buckets,
@@ -45,4 +47,20 @@ export function workerContext(): Promise<WorkerContext> {
     };
   })();
   return context;
+}
+
+/**
+ * Closes this process's context (its queues and Redis connection) if one was built; the next
+ * workerContext() builds a fresh one. The runner calls it once its workers have stopped, so a
+ * process that ran in-process processors can exit.
+ */
+export async function closeWorkerContext(): Promise<void> {
+  const current = context;
+  const queues = openQueues;
+  context = undefined;
+  openQueues = undefined;
+  if (!current) return;
+  const ctx = await current.catch(() => undefined);
+  await Promise.allSettled([...(queues?.values() ?? [])].map((q) => q.close()));
+  await ctx?.redis.quit().catch(() => ctx.redis.disconnect());
 }

@@ -13,6 +13,7 @@ import { heartbeat, HEARTBEAT_MS, leave, newWorkerRecord, type WorkerRecord } fr
 import type { Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis/connection.ts';
 import { closeProviders } from '../shared/vectors/embedding/provider-cache.ts';
+import { closeWorkerContext } from './context.ts';
 import { startInboxFeeder } from './inbox-feeder.ts';
 import { redactFailure } from './redacted-failure.ts';
 
@@ -138,6 +139,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
       const closed = Promise.all(workers.map((w) => w.close(!finished)));
       await Promise.race([closed, new Promise((r) => setTimeout(r, FORCE_CLOSE_MS).unref())]);
       await closeProviders(); // the local embedder's threads
+      await closeWorkerContext(); // in-process processors' connection and queues
       await leave(connection, prefix, record.id).catch(() => {});
       await connection.quit().catch(() => {});
       opts.log.info({ id: record.id }, 'workers stopped');

@@ -9,7 +9,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { getDataset, partFiles } from '../catalog/catalog.ts';
+import { maskedColumns } from '../catalog/manifest.ts';
+import type { Buckets } from '../storage/buckets.ts';
 
 export const MASK = '***';
 
@@ -40,6 +43,28 @@ export async function ensureReaderCopies(full: DuckDBConnection, req: ReaderCopy
     copies.push(copy);
   }
   return copies;
+}
+
+/**
+ * Makes a dataset's reader copies as its manifest stands, so the ingest job pays for them rather
+ * than the first query after it (which would hold every query of that API process meanwhile).
+ * Uses a DuckDB of its own: the caller is trusted code, and the paths are the manifest's.
+ */
+export async function prepareReaderCopies(buckets: Buckets, dataset: string): Promise<void> {
+  const { manifest, bucket } = await getDataset(buckets, dataset);
+  const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
+  const connection = await instance.connect();
+  try {
+    await ensureReaderCopies(connection, {
+      files: partFiles(buckets, manifest),
+      maskedColumns: maskedColumns(manifest),
+      columns: manifest.schema.map((c) => c.name),
+      dir: bucket.root.datasetReaderDir(dataset),
+    });
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
 }
 
 /** Deletes copies in `dir` that `keep` does not list, once older than `graceMs` (by ctime). */

@@ -152,6 +152,11 @@ describe('SQL attack suite through the API', { timeout: 300_000 }, () => {
 
   after(() => env?.cleanup());
 
+  it('the ingest job made the reader copy before any query asked for it', async () => {
+    const copies = await fs.readdir(path.join(env.dataDir, 'reader', DATASET));
+    assert.equal(copies.filter((f) => f.endsWith('.parquet')).length, 1, copies.join(', '));
+  });
+
   it('precondition: readers see the PII columns masked and writers see them raw', async () => {
     const reader = await as('reader', '/query', { sql: `SELECT full_name, email, phone, card, city FROM ${DATASET} ORDER BY id LIMIT 1` });
     assert.deepEqual(reader.json.rows, [{ full_name: '***', email: '***', phone: '***', card: '***', city: 'London' }]);

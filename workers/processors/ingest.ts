@@ -6,6 +6,7 @@ import { claimedFile, describeClaim, settle } from '../../shared/inbox/inbox.ts'
 import { fingerprintFile } from '../../shared/ingest/fingerprint.ts';
 import { ingestSource, type ResolvedSource } from '../../shared/ingest/ingest-source.ts';
 import { redactDsn } from '../../shared/redact.ts';
+import { prepareReaderCopies } from '../../shared/sql/reader-copies.ts';
 import { markStale } from '../../shared/vectors/staleness.ts';
 import { isPermanent } from '../permanent-failure.ts';
 import { redactFailure } from '../redacted-failure.ts';
@@ -37,7 +38,11 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
       await Promise.all([fs.rm(staged, { force: true }), fs.rm(fingerprintFile(staged), { force: true })]);
     }
     if (claimedInbox) await settle(ctx.buckets.primary, claimedInbox, { ok: true });
-    if (result.part !== null) await refreshDependents(ctx, payload.dataset, result.version);
+    if (result.part !== null) {
+      // The data is committed either way: if the copies cannot be made now, the API makes them.
+      await prepareReaderCopies(ctx.buckets, payload.dataset).catch((err: unknown) => ctx.log.warn({ err, dataset: payload.dataset }, 'reader copies not prepared'));
+      await refreshDependents(ctx, payload.dataset, result.version);
+    }
     return result;
   } catch (err) {
     // Bad input will not get better on a retry; everything else (Redis, disk, a lock) might.
