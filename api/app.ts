@@ -20,7 +20,7 @@ export const API_VERSION = '0.1.0';
 
 export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   const app = new Koa();
-  const routes = new RouteTable();
+  const routes = new RouteTable({ maxBytes: deps.config.http.jsonBodyMaxBytes, timeoutMs: deps.config.http.bodyTimeoutMs });
   systemRoutes(routes, deps);
   jobRoutes(routes, deps);
   scheduleRoutes(routes, deps);

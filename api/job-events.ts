@@ -6,6 +6,7 @@ import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.ts';
 import { createRedis } from '../shared/redis/connection.ts';
+import { StreamQuota } from './stream-quota.ts';
 
 export type JobEvent =
   | { type: 'progress'; data: unknown }
@@ -18,8 +19,12 @@ type Listener = (e: JobEvent) => void;
 export class JobEvents {
   private readonly streams = new Map<string, { qe: QueueEvents; connection: Redis }>();
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** Open event streams per API key in this process (LAKEHOUSE_SSE_MAX_STREAMS_PER_KEY). */
+  readonly quota: StreamQuota;
 
-  constructor(private readonly config: Config) {}
+  constructor(private readonly config: Config) {
+    this.quota = new StreamQuota(config.http.sseMaxStreamsPerKey);
+  }
 
   async subscribe(queue: string, jobId: string, listener: Listener): Promise<() => void> {
     await this.stream(queue);
@@ -31,6 +36,13 @@ export class JobEvents {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(key);
     };
+  }
+
+  /** Live listeners across every job: back to its baseline once every stream has ended. */
+  listenerCount(): number {
+    let n = 0;
+    for (const set of this.listeners.values()) n += set.size;
+    return n;
   }
 
   private emit(queue: string, jobId: string, event: JobEvent): void {
