@@ -32,7 +32,6 @@ export async function setPublicColumns(buckets: Buckets, lock: DatasetLock, name
   });
 }
 
-
 /** Moves the dataset's folder into its bucket's trash (same filesystem, so a rename). */
 export async function trashDataset(buckets: Buckets, lock: DatasetLock, name: string): Promise<{ trashed_to: string }> {
   const { bucket } = await getDataset(buckets, name);
