@@ -33,7 +33,7 @@ export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   app.use(deps.metrics.middleware());
   app.use(problemMiddleware(deps.log));
   app.use(authenticate(deps.keys));
-  for (const mw of boardMiddleware(deps.producer)) app.use(mw);
+  for (const mw of boardMiddleware(deps.producer, { readOnly: deps.config.boardReadOnly })) app.use(mw);
   app.use(routes.router.routes());
   app.use(routes.router.allowedMethods());
   return { app, routes };
