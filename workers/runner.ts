@@ -14,6 +14,7 @@ import type { Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis/connection.ts';
 import { closeProviders } from '../shared/vectors/embedding/provider-cache.ts';
 import { startInboxFeeder } from './inbox-feeder.ts';
+import { startOrphanSweep } from './orphan-sweep.ts';
 
 export interface WorkerOptions {
   config: Config;
@@ -115,6 +116,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
     w.on('error', (err) => opts.log.error({ queue: w.name, err }, 'worker error'));
   }
   const inbox = opts.queues.includes('ingest') ? await startInboxFeeder(opts.config, opts.log) : undefined;
+  const sweep = startOrphanSweep(opts.config, connection, opts.log);
   const beat = () => heartbeat(connection, prefix, record).catch((err: Error) => opts.log.warn({ err }, 'heartbeat failed'));
   await beat();
   const timer = setInterval(beat, HEARTBEAT_MS);
@@ -124,6 +126,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   const close = (deadlineMs = opts.config.shutdownTimeoutMs) =>
     (closing ??= (async () => {
       clearInterval(timer);
+      await sweep.stop();
       await inbox?.stop(); // no new claims while we wind down
       // BullMQ keeps the first close() call's promise, so a graceful close cannot be upgraded to a
       // forced one later: stop fetching, wait for the active jobs up to the deadline, then close
