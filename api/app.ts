@@ -30,6 +30,10 @@ export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   autotuneRoutes(routes, deps);
   openapiRoute(routes, API_VERSION);
 
+  // a client leaving an event stream early is how streams end, not an error worth a stack trace
+  app.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') deps.log.warn({ err }, 'response failed');
+  });
   app.use(deps.metrics.middleware());
   app.use(problemMiddleware(deps.log));
   app.use(authenticate(deps.keys));

@@ -51,7 +51,8 @@ export class JobEvents {
 
   private async stream(queue: string): Promise<void> {
     if (!this.streams.has(queue)) {
-      const connection = createRedis(this.config.redisUrl, 'subscriber');
+      // named, so CLIENT LIST shows them: one per queue per API process, never one per stream
+      const connection = createRedis(this.config.redisUrl, 'subscriber', { connectionName: eventsConnectionName(this.config) });
       const qe = new QueueEvents(queue, { connection, prefix: this.config.queuePrefix });
       qe.on('error', () => {});
       qe.on('progress', ({ jobId, data }) => this.emit(queue, jobId, { type: 'progress', data }));
@@ -71,6 +72,10 @@ export class JobEvents {
       }),
     );
   }
+}
+
+export function eventsConnectionName(config: Config): string {
+  return `${config.queuePrefix}:api-job-events`;
 }
 
 /** The events stream carries return values as JSON text. */
