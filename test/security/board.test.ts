@@ -64,8 +64,8 @@ const basic = (key: string) => ({ authorization: `Basic ${Buffer.from(`ops:${key
 
 /** Everything a board request could change, read straight from Redis. */
 async function queueState(): Promise<string> {
-  const counts = await queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'paused');
-  const jobs = await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'paused'], 0, 1000);
+  const counts = await queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized');
+  const jobs = await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized'], 0, 1000);
   return JSON.stringify({
     counts,
     paused: await queue.isPaused(),
