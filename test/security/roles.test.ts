@@ -154,7 +154,11 @@ describe('role boundaries', { timeout: 300_000 }, () => {
     const res = await fetch(new URL(`/jobs/ingest/${ids.delayed}/events`, api.url), { headers: { authorization: `Bearer ${READER}` }, signal: abort.signal });
     const reader = res.body!.getReader();
     let text = '';
-    while (!text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+    while (!text.includes('\n\n')) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
     abort.abort();
     const [state] = parseSse(text);
     assert.equal(state!.event, 'state');
