@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startApi, type RunningApi } from '../../api/server.ts';
 import { loadConfig } from '../../shared/config.ts';
+import { workerContext } from '../../workers/context.ts';
 import { csvText, testEnv, type TestEnv } from '../helpers/env.ts';
 import { assertProblem, call, completedJob, finishedJob, openSse, parseSse, type CallOptions, type HttpAnswer } from '../helpers/http.ts';
 import { silentLog, startTestWorkers } from '../helpers/jobs.ts';
@@ -70,6 +71,10 @@ function assertNothingRaw(what: string, text: string, json: unknown): void {
 describe('role boundaries', { timeout: 300_000 }, () => {
   before(async () => {
     env = await testEnv();
+    env.defer(async () => {
+      // the processors' shared context (embed and autotune run in this process) holds a connection
+      (await workerContext()).redis.disconnect();
+    });
     await startTestWorkers(env, ['ingest', 'embed', 'autotune'], 1);
     api = await startApi(loadConfig({ ...process.env, LAKEHOUSE_API_KEYS: `${ADMIN}:admin,${WRITER}:writer,${READER}:reader`, PORT: '0' }), silentLog);
     env.defer(() => api.close());
