@@ -20,7 +20,7 @@ export const API_VERSION = '0.1.0';
 
 export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   const app = new Koa();
-  const routes = new RouteTable();
+  const routes = new RouteTable({ maxBytes: deps.config.http.jsonBodyMaxBytes, timeoutMs: deps.config.http.bodyTimeoutMs });
   systemRoutes(routes, deps);
   jobRoutes(routes, deps);
   scheduleRoutes(routes, deps);
@@ -30,10 +30,14 @@ export function createApp(deps: ApiDeps): { app: Koa; routes: RouteTable } {
   autotuneRoutes(routes, deps);
   openapiRoute(routes, API_VERSION);
 
+  // a client leaving an event stream early is how streams end, not an error worth a stack trace
+  app.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') deps.log.warn({ err }, 'response failed');
+  });
   app.use(deps.metrics.middleware());
   app.use(problemMiddleware(deps.log));
   app.use(authenticate(deps.keys));
-  for (const mw of boardMiddleware(deps.producer)) app.use(mw);
+  for (const mw of boardMiddleware(deps.producer, { readOnly: deps.config.boardReadOnly })) app.use(mw);
   app.use(routes.router.routes());
   app.use(routes.router.allowedMethods());
   return { app, routes };

@@ -6,6 +6,7 @@ import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.ts';
 import { createRedis } from '../shared/redis/connection.ts';
+import { StreamQuota } from './stream-quota.ts';
 
 export type JobEvent =
   | { type: 'progress'; data: unknown }
@@ -18,8 +19,12 @@ type Listener = (e: JobEvent) => void;
 export class JobEvents {
   private readonly streams = new Map<string, { qe: QueueEvents; connection: Redis }>();
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** Open event streams per API key in this process (LAKEHOUSE_SSE_MAX_STREAMS_PER_KEY). */
+  readonly quota: StreamQuota;
 
-  constructor(private readonly config: Config) {}
+  constructor(private readonly config: Config) {
+    this.quota = new StreamQuota(config.http.sseMaxStreamsPerKey);
+  }
 
   async subscribe(queue: string, jobId: string, listener: Listener): Promise<() => void> {
     await this.stream(queue);
@@ -33,13 +38,21 @@ export class JobEvents {
     };
   }
 
+  /** Live listeners across every job: back to its baseline once every stream has ended. */
+  listenerCount(): number {
+    let n = 0;
+    for (const set of this.listeners.values()) n += set.size;
+    return n;
+  }
+
   private emit(queue: string, jobId: string, event: JobEvent): void {
     for (const l of this.listeners.get(`${queue}\u0000${jobId}`) ?? []) l(event);
   }
 
   private async stream(queue: string): Promise<void> {
     if (!this.streams.has(queue)) {
-      const connection = createRedis(this.config.redisUrl, 'subscriber');
+      // named, so CLIENT LIST shows them: one per queue per API process, never one per stream
+      const connection = createRedis(this.config.redisUrl, 'subscriber', { connectionName: eventsConnectionName(this.config) });
       const qe = new QueueEvents(queue, { connection, prefix: this.config.queuePrefix });
       qe.on('error', () => {});
       qe.on('progress', ({ jobId, data }) => this.emit(queue, jobId, { type: 'progress', data }));
@@ -59,6 +72,10 @@ export class JobEvents {
       }),
     );
   }
+}
+
+export function eventsConnectionName(config: Config): string {
+  return `${config.queuePrefix}:api-job-events`;
 }
 
 /** The events stream carries return values as JSON text. */

@@ -8,7 +8,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Role } from '../shared/config.ts';
 import { requireRole } from './auth.ts';
-import { readJsonBody } from './json-body.ts';
+import { readJsonBody, type JsonBodyLimits } from './json-body.ts';
 import { fromZod, problemSchema } from './problem.ts';
 
 type Method = 'get' | 'post' | 'put' | 'delete';
@@ -31,7 +31,7 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   body?: B;
   /** A body that is not JSON (uploads): documented, not parsed. */
   rawBody?: { contentType: string; description: string };
-  /** @defaultValue 1 MiB */
+  /** @defaultValue the table's `maxBytes` (LAKEHOUSE_JSON_BODY_MAX_BYTES) */
   bodyLimit?: number;
   /** Left out of the OpenAPI document (catch-all routes that only answer errors). @defaultValue false */
   hidden?: boolean;
@@ -52,6 +52,9 @@ export class RouteTable {
   readonly specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType>[] = [];
   readonly router = new Router();
 
+  /** @param body JSON body bounds. @defaultValue 1 MiB within 30 s (config.http's defaults) */
+  constructor(private readonly body: JsonBodyLimits = { maxBytes: MiB, timeoutMs: 30_000 }) {}
+
   add<P extends z.ZodType = z.ZodUndefined, Q extends z.ZodType = z.ZodUndefined, B extends z.ZodType = z.ZodUndefined>(
     spec: RouteSpec<P, Q, B>,
     handler: Handler<z.output<P>, z.output<Q>, z.output<B>>,
@@ -61,7 +64,7 @@ export class RouteTable {
       requireRole(ctx, spec.role);
       const params = parse(spec.params, ctx.params, 'params');
       const query = parse(spec.query, ctx.query, 'query');
-      const body = spec.body ? parse(spec.body, await readJsonBody(ctx, spec.bodyLimit ?? MiB), 'body') : undefined;
+      const body = spec.body ? parse(spec.body, await readJsonBody(ctx, { ...this.body, maxBytes: spec.bodyLimit ?? this.body.maxBytes }), 'body') : undefined;
       await handler(ctx, { params, query, body } as RouteInput<z.output<P>, z.output<Q>, z.output<B>>);
     });
   }

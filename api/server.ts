@@ -41,6 +41,23 @@ export async function loadKeys(config: Config, root: DataRoot, log: Logger): Pro
   return new KeyRing([{ key: generated.key, role: 'admin' }]);
 }
 
+/**
+ * Node's own bounds on a connection. The request timeout is one cap for every route, so it is
+ * sized for the largest upload; JSON bodies (api/json-body.ts) and uploads (api/upload.ts) have
+ * their own tighter bounds. Node checks the timeouts every `connectionsCheckingInterval`, so that
+ * follows the smaller one: a slow header trickle is cut within about 1.5× its bound.
+ */
+export function serverOptions(config: Config): http.ServerOptions {
+  const h = config.http;
+  return {
+    headersTimeout: h.headersTimeoutMs,
+    requestTimeout: h.requestTimeoutMs,
+    keepAliveTimeout: h.keepAliveTimeoutMs,
+    maxHeaderSize: h.maxHeaderBytes,
+    connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(h.headersTimeoutMs / 2))),
+  };
+}
+
 export async function startApi(config: Config, log: Logger): Promise<RunningApi> {
   const buckets = new Buckets(config.dataDir, config.buckets);
   await buckets.ensure();
@@ -67,8 +84,7 @@ export async function startApi(config: Config, log: Logger): Promise<RunningApi>
     events: new JobEvents(config),
   };
   const { app } = createApp(deps);
-  const server = http.createServer(app.callback());
-  server.requestTimeout = 0; // uploads of hundreds of MiB may take minutes
+  const server = http.createServer(serverOptions(config), app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, resolve);

@@ -21,7 +21,11 @@ export interface StagedUpload {
   bytes: number;
 }
 
-export async function stageUpload(ctx: Context, root: DataRoot, limit: number): Promise<StagedUpload> {
+/**
+ * `idleMs` bounds the silence between two chunks rather than the whole transfer: a slow but
+ * moving upload of hundreds of MiB goes through, a stalled one is cut (its socket closed).
+ */
+export async function stageUpload(ctx: Context, root: DataRoot, limit: number, idleMs: number): Promise<StagedUpload> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > limit) {
     ctx.set('Connection', 'close'); // don't read and discard the whole oversized body
@@ -32,8 +36,11 @@ export async function stageUpload(ctx: Context, root: DataRoot, limit: number): 
   let bytes = 0;
   // hashed while it streams in, so the ingest need not read the file a second time for dedup
   const hash = createHash('sha256');
+  const idle = () => counter.destroy(new HttpProblem(408, 'Request Timeout', `the upload stalled: no byte for ${idleMs} ms (LAKEHOUSE_UPLOAD_IDLE_TIMEOUT_MS)`));
+  const timer = setTimeout(idle, idleMs);
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
+      timer.refresh();
       bytes += chunk.length;
       hash.update(chunk);
       done(bytes > limit ? tooLarge(limit) : null, chunk);
@@ -48,6 +55,8 @@ export async function stageUpload(ctx: Context, root: DataRoot, limit: number): 
       throw err;
     }
     throw new HttpProblem(400, 'Bad Request', `the upload was interrupted: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
   if (bytes === 0) {
     await fs.rm(absolute, { force: true });

@@ -20,9 +20,17 @@ export type ResultPrinter = (result: unknown) => string;
 const asJson: ResultPrinter = (result) => `${JSON.stringify(result, null, 2)}\n`;
 
 export async function followJob(client: ApiClient, job: Enqueued, print: ResultPrinter = asJson): Promise<number> {
+  const bar = new ProgressBar(`${job.queue} ${job.id}`);
+  // the API ends a stream at LAKEHOUSE_SSE_MAX_LIFETIME_MS with a `timeout` event: open another
+  for (;;) {
+    const outcome = await followOnce(client, job, bar, print);
+    if (outcome !== 'reconnect') return outcome;
+  }
+}
+
+async function followOnce(client: ApiClient, job: Enqueued, bar: ProgressBar, print: ResultPrinter): Promise<number | 'reconnect'> {
   const res = await client.fetch(`/jobs/${job.queue}/${encodeURIComponent(job.id)}/events`, { headers: { accept: 'text/event-stream' } });
   if (!res.body) throw new CliError('the API sent no event stream');
-  const bar = new ProgressBar(`${job.queue} ${job.id}`);
   for await (const { event, data } of readEvents(res.body)) {
     const body = JSON.parse(data) as Record<string, unknown>;
     if (event === 'state') {
@@ -41,8 +49,10 @@ export async function followJob(client: ApiClient, job: Enqueued, print: ResultP
       return 0;
     } else if (event === 'failed') {
       bar.finish();
-      process.stderr.write(`${job.queue} job ${job.id} failed: ${String(body['reason'])}\n`);
+      process.stderr.write(`${job.queue} job ${job.id} failed: ${String(body['reason'] ?? body['error_class'])}\n`);
       return 1;
+    } else if (event === 'timeout') {
+      return 'reconnect';
     }
   }
   bar.finish();

@@ -94,6 +94,19 @@ export const configSchema = z.object({
   LAKEHOUSE_INDEX_LEASE_RETRY_MS: int(2_000, 10),
   LAKEHOUSE_INDEX_LEASE_MAX_WAIT_MS: int(6 * 3600_000, 1),
   LAKEHOUSE_INDEX_LEASE_TTL_MS: int(30_000, 1_000),
+  LAKEHOUSE_HTTP_HEADERS_TIMEOUT_MS: int(20_000, 100),
+  LAKEHOUSE_HTTP_REQUEST_TIMEOUT_MS: int(3_600_000, 100),
+  LAKEHOUSE_HTTP_BODY_TIMEOUT_MS: int(30_000, 100),
+  LAKEHOUSE_UPLOAD_IDLE_TIMEOUT_MS: int(60_000, 100),
+  LAKEHOUSE_HTTP_KEEPALIVE_TIMEOUT_MS: int(5_000, 0),
+  LAKEHOUSE_HTTP_MAX_HEADER_BYTES: int(16_384, 1_024),
+  LAKEHOUSE_JSON_BODY_MAX_BYTES: int(MiB, 1),
+  LAKEHOUSE_BULK_BODY_MAX_BYTES: int(64 * MiB, 1),
+  LAKEHOUSE_SSE_MAX_STREAMS_PER_KEY: int(20, 1),
+  LAKEHOUSE_SSE_MAX_LIFETIME_MS: int(3_600_000, 1_000),
+  LAKEHOUSE_SWEEP_INTERVAL_MS: int(15 * 60_000, 1_000),
+  LAKEHOUSE_SWEEP_GRACE_MS: int(24 * 3_600_000, 0),
+  LAKEHOUSE_BOARD_READONLY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -168,6 +181,29 @@ export interface Config {
     /** TTL of a lease held by a process (promote/rollback), renewed every third of it. */
     ttlMs: number;
   };
+  /** Bounds of the API's HTTP server (README "HTTP limits"). */
+  http: {
+    /** Whole request head must arrive within this (slowloris). */
+    headersTimeoutMs: number;
+    /** Hard cap on receiving any request, uploads included. */
+    requestTimeoutMs: number;
+    /** A JSON body must arrive whole within this. */
+    bodyTimeoutMs: number;
+    /** An upload is cut when no byte arrives for this long. */
+    uploadIdleTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    maxHeaderBytes: number;
+    jsonBodyMaxBytes: number;
+    bulkBodyMaxBytes: number;
+    /** Open job event streams per API key, per API process. */
+    sseMaxStreamsPerKey: number;
+    /** An event stream is ended after this long; clients reconnect. */
+    sseMaxLifetimeMs: number;
+  };
+  /** The orphan sweeper (shared/maintenance/orphan-sweeper.ts). */
+  sweep: { intervalMs: number; graceMs: number };
+  /** Bull Board shows, never changes. */
+  boardReadOnly: boolean;
 }
 
 export const EMBED_PROVIDER_KINDS = ['ollama', 'openai'] as const;
@@ -217,6 +253,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
+  if (c.LAKEHOUSE_HTTP_HEADERS_TIMEOUT_MS > c.LAKEHOUSE_HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('invalid configuration:\n  LAKEHOUSE_HTTP_HEADERS_TIMEOUT_MS: must not exceed LAKEHOUSE_HTTP_REQUEST_TIMEOUT_MS');
+  }
   return Object.freeze({
     redisUrl: c.REDIS_URL,
     dataDir: path.resolve(c.LAKEHOUSE_DATA_DIR),
@@ -260,5 +299,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxWaitMs: c.LAKEHOUSE_INDEX_LEASE_MAX_WAIT_MS,
       ttlMs: c.LAKEHOUSE_INDEX_LEASE_TTL_MS,
     },
+    http: {
+      headersTimeoutMs: c.LAKEHOUSE_HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: c.LAKEHOUSE_HTTP_REQUEST_TIMEOUT_MS,
+      bodyTimeoutMs: c.LAKEHOUSE_HTTP_BODY_TIMEOUT_MS,
+      uploadIdleTimeoutMs: c.LAKEHOUSE_UPLOAD_IDLE_TIMEOUT_MS,
+      keepAliveTimeoutMs: c.LAKEHOUSE_HTTP_KEEPALIVE_TIMEOUT_MS,
+      maxHeaderBytes: c.LAKEHOUSE_HTTP_MAX_HEADER_BYTES,
+      jsonBodyMaxBytes: c.LAKEHOUSE_JSON_BODY_MAX_BYTES,
+      bulkBodyMaxBytes: c.LAKEHOUSE_BULK_BODY_MAX_BYTES,
+      sseMaxStreamsPerKey: c.LAKEHOUSE_SSE_MAX_STREAMS_PER_KEY,
+      sseMaxLifetimeMs: c.LAKEHOUSE_SSE_MAX_LIFETIME_MS,
+    },
+    sweep: { intervalMs: c.LAKEHOUSE_SWEEP_INTERVAL_MS, graceMs: c.LAKEHOUSE_SWEEP_GRACE_MS },
+    boardReadOnly: c.LAKEHOUSE_BOARD_READONLY,
   });
 }

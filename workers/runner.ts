@@ -16,6 +16,7 @@ import { closeProviders } from '../shared/vectors/embedding/provider-cache.ts';
 import { closeWorkerContext } from './context.ts';
 import { startInboxFeeder } from './inbox-feeder.ts';
 import { redactFailure } from './redacted-failure.ts';
+import { startOrphanSweep } from './orphan-sweep.ts';
 
 export interface WorkerOptions {
   config: Config;
@@ -119,6 +120,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
     w.on('error', (err) => opts.log.error({ queue: w.name, err }, 'worker error'));
   }
   const inbox = opts.queues.includes('ingest') ? await startInboxFeeder(opts.config, opts.log) : undefined;
+  const sweep = startOrphanSweep(opts.config, connection, opts.log);
   const beat = () => heartbeat(connection, prefix, record).catch((err: Error) => opts.log.warn({ err }, 'heartbeat failed'));
   await beat();
   const timer = setInterval(beat, HEARTBEAT_MS);
@@ -128,6 +130,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   const close = (deadlineMs = opts.config.shutdownTimeoutMs) =>
     (closing ??= (async () => {
       clearInterval(timer);
+      await sweep.stop();
       await inbox?.stop(); // no new claims while we wind down
       // BullMQ keeps the first close() call's promise, so a graceful close cannot be upgraded to a
       // forced one later: stop fetching, wait for the active jobs up to the deadline, then close

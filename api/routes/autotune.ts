@@ -6,6 +6,8 @@ import { promote, promotionRegistrySchema, readPromotion, rollback } from '../..
 import { indexLeaseKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { NotFoundError } from '../../shared/errors.ts';
 import { entityName } from '../../shared/storage/names.ts';
+import { MASK } from '../../shared/vectors/index-search.ts';
+import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { enqueuedSchema } from '../job-view.ts';
 import type { RouteTable } from '../route-table.ts';
@@ -66,9 +68,20 @@ export function autotuneRoutes(table: RouteTable, deps: ApiDeps): void {
     { method: 'get', path: '/indexes/:name/evalsets/:id', tag: 'autotune', role: 'reader', summary: 'One eval set: its queries and ground truth (vectors left out)',
       params: indexParam.extend({ id: evalSetIdSchema }), responses: { 200: { description: 'the eval set', schema: z.record(z.string(), z.unknown()) } } },
     async (ctx, { params }) => {
-      const { root } = await deps.search.locate(params.name);
+      const { root, index } = await deps.search.locate(params.name);
       const set = await readEvalSet(root, params.name, params.id);
-      ctx.body = { ...set, queries: set.queries.map(({ vector: _v, ...q }) => q) };
+      // masked like a search hit: query texts are chunk texts (or a person's words about them)
+      const masked = await deps.search.maskedForCaller(index, caller(ctx));
+      const text = masked.has(index.source.text_column);
+      const ids = masked.has(index.source.id_column);
+      ctx.body = {
+        ...set,
+        queries: set.queries.map(({ vector: _v, ...q }) => ({
+          ...q,
+          ...(text ? { query: MASK } : {}),
+          ...(ids ? { relevant_doc_ids: q.relevant_doc_ids.map(() => MASK), ...(q.relevant_chunk_ids ? { relevant_chunk_ids: q.relevant_chunk_ids.map(() => MASK) } : {}) } : {}),
+        })),
+      };
     },
   );
 

@@ -71,7 +71,7 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
       const earlier = jobId ? await deps.producer.queue('ingest').getJob(jobId) : undefined;
       if (earlier) return answerEnqueued(ctx, earlier); // a repeated upload: the first one stands
       if (query.bucket !== undefined) deps.buckets.get(query.bucket); // 400 naming the buckets before reading the body
-      const staged = await stageUpload(ctx, deps.root, deps.config.uploadMaxBytes);
+      const staged = await stageUpload(ctx, deps.root, deps.config.uploadMaxBytes, deps.config.http.uploadIdleTimeoutMs);
       const job = await deps.producer
         .add('ingest', {
           payload: {
@@ -113,8 +113,8 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
 
   table.add(
     {
-      method: 'put', path: '/datasets/:name/public-columns', tag: 'datasets', role: 'writer',
-      summary: 'Owner decision: PII-flagged columns readers may see unmasked (replaces the list)',
+      method: 'put', path: '/datasets/:name/public-columns', tag: 'datasets', role: 'admin',
+      summary: 'Admin decision: PII-flagged columns readers may see unmasked (replaces the list)',
       params: z.object({ name: entityName }),
       body: z.object({ columns: z.array(z.string().min(1)).max(1000) }),
       responses: { 200: { description: 'the updated manifest', schema: manifestSchema } },

@@ -4,10 +4,11 @@ import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { getQueueDeclaration, QUEUE_NAMES, QUEUES } from '../../queues/registry.ts';
 import { ConflictError, NotFoundError } from '../../shared/errors.ts';
+import type { Role } from '../../shared/config.ts';
 import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import type { JobEvent } from '../job-events.ts';
-import { enqueuedSchema, jobStates, jobView, jobViewSchema, type JobView } from '../job-view.ts';
+import { enqueuedSchema, errorClass, failedEvent, jobStates, jobView, jobViewSchema, type JobView } from '../job-view.ts';
 import { fromZod } from '../problem.ts';
 import type { RouteTable } from '../route-table.ts';
 
@@ -70,10 +71,10 @@ async function findJob(deps: ApiDeps, queue: string, id: string): Promise<Job> {
  * State first, then the job: read the other way round, a job that finishes in between would be
  * shown as completed without its result.
  */
-async function readJobView(deps: ApiDeps, queue: string, id: string): Promise<JobView> {
+async function readJobView(deps: ApiDeps, queue: string, id: string, role: Role): Promise<JobView> {
   const state = await deps.producer.queue(queue).getJobState(id);
   if (state === 'unknown') throw noSuchJob(queue, id);
-  return jobView(await findJob(deps, queue, id), state);
+  return jobView(await findJob(deps, queue, id), state, role);
 }
 
 export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -97,7 +98,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
     table.add(
       {
         method: 'post', path: `/jobs/${decl.name}/bulk`, tag: 'jobs', role: 'writer', summary: `Enqueue up to 10000 ${decl.name} jobs at once`,
-        body: bulkBody(decl.request), bodyLimit: 64 * 1024 * 1024,
+        body: bulkBody(decl.request), bodyLimit: deps.config.http.bulkBodyMaxBytes,
         responses: { 202: { description: 'enqueued', schema: z.object({ count: z.number().int(), jobs: z.array(enqueuedSchema) }) } },
       },
       async (ctx, { body }) => {
@@ -142,7 +143,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
       const total = counts[query.state] ?? 0;
       ctx.body = {
         queue: params.queue, state: query.state, counts,
-        jobs: jobs.filter(Boolean).map((j) => jobView(j, query.state)),
+        jobs: jobs.filter(Boolean).map((j) => jobView(j, query.state, caller(ctx).role)),
         next_start: query.start + query.limit < total ? query.start + query.limit : null,
       };
     },
@@ -154,7 +155,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
       params: jobParams, responses: { 200: { description: 'the job', schema: jobViewSchema } },
     },
     async (ctx, { params }) => {
-      ctx.body = await readJobView(deps, params.queue, params.id);
+      ctx.body = await readJobView(deps, params.queue, params.id, caller(ctx).role);
     },
   );
 
@@ -196,9 +197,19 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
   );
 }
 
+/**
+ * One job's events as SSE. Every way a stream can end (the job finishes, the client leaves — even
+ * while the initial state is still being read —, the lifetime cap, an error) goes through `end`,
+ * which releases the listener, the timers and the key's stream slot exactly once.
+ */
 async function streamJobEvents(ctx: Context, deps: ApiDeps, queue: string, id: string): Promise<void> {
+  const { role, who } = caller(ctx);
+  const release = deps.events.quota.acquire(who);
   const stream = new PassThrough();
   let ended = false;
+  let unsubscribe: (() => void) | undefined;
+  let keepAlive: NodeJS.Timeout | undefined;
+  let lifetime: NodeJS.Timeout | undefined;
   // Live events are held until the initial state is out, so a client always sees `state` first
   // and nothing is written after the stream ends.
   let held: JobEvent[] | undefined = [];
@@ -208,33 +219,47 @@ async function streamJobEvents(ctx: Context, deps: ApiDeps, queue: string, id: s
   const end = () => {
     if (ended) return;
     ended = true;
-    unsubscribe();
+    unsubscribe?.();
     clearInterval(keepAlive);
+    clearTimeout(lifetime);
+    release();
     stream.end();
+  };
+  // the response's close fires when the client leaves, whenever that is; req 'close' may not
+  ctx.res.once('close', end);
+  const failed = (reason: string | undefined) => {
+    if (role !== 'reader') return (send('failed', failedEvent(reason, role)), end());
+    // a reader learns the error's class, read from the job, never its message
+    findJob(deps, queue, id)
+      .then((job) => errorClass(job), () => 'Error')
+      .then((cls) => (send('failed', failedEvent(undefined, role, cls)), end()));
   };
   const deliver = (e: JobEvent) => {
     if (e.type === 'progress') send('progress', e.data);
     else if (e.type === 'active') send('active', {});
     else if (e.type === 'completed') (send('completed', { result: e.result }), end());
-    else (send('failed', { reason: e.reason }), end());
+    else failed(e.reason);
   };
-  // subscribe before reading the state, so an event between the two is not missed
-  const unsubscribe = await deps.events.subscribe(queue, id, (e) => (held ? held.push(e) : deliver(e)));
-  const keepAlive = setInterval(() => stream.write(': keep-alive\n\n'), 15_000);
   let view: JobView;
   try {
-    view = await readJobView(deps, queue, id);
+    // subscribe before reading the state, so an event between the two is not missed
+    const off = await deps.events.subscribe(queue, id, (e) => (held ? held.push(e) : deliver(e)));
+    unsubscribe = off;
+    if (ended) off(); // the client left while we subscribed
+    view = await readJobView(deps, queue, id, role);
   } catch (err) {
     end();
     throw err;
   }
-  ctx.req.on('close', end);
+  if (ended) return;
+  keepAlive = setInterval(() => stream.write(': keep-alive\n\n'), 15_000);
+  lifetime = setTimeout(() => (send('timeout', { after_ms: deps.config.http.sseMaxLifetimeMs, reconnect: true }), end()), deps.config.http.sseMaxLifetimeMs);
   ctx.status = 200;
   ctx.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
   ctx.body = stream;
   send('state', view);
   if (view.state === 'completed') return (send('completed', { result: view.result }), end());
-  if (view.state === 'failed') return (send('failed', { reason: view.failed_reason }), end());
+  if (view.state === 'failed') return (send('failed', role === 'reader' ? { failed: true, error_class: view.error_class } : { reason: view.failed_reason }), end());
   const pending = held;
   held = undefined;
   pending.forEach(deliver);

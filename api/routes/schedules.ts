@@ -13,6 +13,7 @@ import { getQueueDeclaration, QUEUE_NAMES } from '../../queues/registry.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../../shared/errors.ts';
 import { LockTimeoutError, withEntityLock } from '../../shared/redis/entity-lock.ts';
 import { cadenceShape, checkCadence, type Cadence } from '../../shared/schedules/cadence.ts';
+import type { Role } from '../../shared/config.ts';
 import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { enqueuedSchema } from '../job-view.ts';
@@ -50,7 +51,7 @@ export const scheduleViewSchema = z.object({
   limit: z.number().int().optional(),
   next_run_at: z.string().nullable().describe('ISO 8601; null once the schedule has no run left'),
   iteration_count: z.number().int().optional().describe('runs created so far'),
-  payload: z.unknown(),
+  payload: z.unknown().optional().describe('writers and admins only: the sealed job payload'),
 });
 
 export type ScheduleView = z.infer<typeof scheduleViewSchema>;
@@ -73,6 +74,13 @@ function scheduleView(queue: string, id: string, s: JobSchedulerJson): ScheduleV
     ...(s.iterationCount !== undefined ? { iteration_count: s.iterationCount } : {}),
     payload: s.template?.data ?? {}, // BullMQ does not store an empty template
   };
+}
+
+/** A payload can hold source SQL and redacted DSNs, like a job's data: not for readers (api/job-view.ts). */
+function forRole(view: ScheduleView, role: Role): ScheduleView {
+  if (role !== 'reader') return view;
+  const { payload: _hidden, ...rest } = view;
+  return rest;
 }
 
 /** The schedule with this id on whichever queue holds it. */
@@ -148,7 +156,7 @@ export function scheduleRoutes(table: RouteTable, deps: ScheduleDeps): void {
       const perQueue = await Promise.all(
         queues.map(async (q) => (await q.getJobSchedulers(0, -1, true)).map((s) => scheduleView(q.name, s.key, s))),
       );
-      ctx.body = { schedules: perQueue.flat().sort((a, b) => a.id.localeCompare(b.id)) };
+      ctx.body = { schedules: perQueue.flat().sort((a, b) => a.id.localeCompare(b.id)).map((v) => forRole(v, caller(ctx).role)) };
     },
   );
 
@@ -158,7 +166,7 @@ export function scheduleRoutes(table: RouteTable, deps: ScheduleDeps): void {
       params: idParams, responses: { 200: { description: 'the schedule', schema: scheduleViewSchema } },
     },
     async (ctx, { params }) => {
-      ctx.body = await readSchedule(deps, params.id);
+      ctx.body = forRole(await readSchedule(deps, params.id), caller(ctx).role);
     },
   );
 

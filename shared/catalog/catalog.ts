@@ -12,6 +12,7 @@ import { withEntityLock } from '../redis/entity-lock.ts';
 import type { Bucket, Buckets } from '../storage/buckets.ts';
 import type { DataRoot } from '../storage/data-root.ts';
 import { ENTITY_NAME } from '../storage/names.ts';
+import { trashParts } from './trash.ts';
 import { COMMITTED_JOBS_KEPT, committedVersion, emptyManifest, readManifest, writeManifest, type Column, type Manifest, type Part, type PiiFlag } from './manifest.ts';
 
 export type WriteMode = 'replace' | 'append';
@@ -69,8 +70,9 @@ export interface CommitOutcome {
 /**
  * Lists a finished part file in the manifest under the dataset's writer lock and bumps the
  * version. Idempotent per job id, and per content: a part whose fingerprint a live part already
- * has is not added (its file is removed). In replace mode the superseded part files are removed
- * after the new manifest is in place, so a reader never sees a manifest naming a missing file.
+ * has is not added (its file is removed). In replace mode the superseded part files move to the
+ * bucket's trash (trash.ts) after the new manifest is in place, so a reader never sees a manifest
+ * naming a missing file, and a replace can be undone within LAKEHOUSE_TRASH_DAYS.
  */
 export async function commitPart(req: CommitRequest): Promise<CommitOutcome> {
   const root = req.bucket.root;
@@ -102,7 +104,10 @@ export async function commitPart(req: CommitRequest): Promise<CommitOutcome> {
     };
     await lock.assertHeld();
     await writeManifest(dir, next);
-    return { manifest: next, applied: true, duplicate: false, garbage: replacing ? current.parts : [] };
+    // replaced parts are recoverable: into the trash, still under the lock, so no other commit
+    // sees them half-moved
+    if (replacing) await trashParts(root, req.dataset, current.parts.map((p) => p.file));
+    return { manifest: next, applied: true, duplicate: false, garbage: [] as Part[] };
   });
   await Promise.all(outcome.garbage.map((p) => fs.rm(root.inside(dir, p.file), { force: true })));
   return { manifest: outcome.manifest, applied: outcome.applied, duplicate: outcome.duplicate };

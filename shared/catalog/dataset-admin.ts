@@ -11,6 +11,7 @@ import { withEntityLock } from '../redis/entity-lock.ts';
 import type { Buckets } from '../storage/buckets.ts';
 import { getDataset } from './catalog.ts';
 import { readManifest, writeManifest, type Manifest } from './manifest.ts';
+import { trashDir } from './trash.ts';
 
 export interface DatasetLock {
   redis: Redis;
@@ -29,10 +30,6 @@ export async function setPublicColumns(buckets: Buckets, lock: DatasetLock, name
     await writeManifest(dir, next);
     return next;
   });
-}
-
-export function trashDir(root: { root: string }): string {
-  return path.join(root.root, 'trash');
 }
 
 /** Moves the dataset's folder into its bucket's trash (same filesystem, so a rename). */

@@ -48,7 +48,7 @@ export interface SearchResponse {
   matched_docs?: number;
 }
 
-const MASK = '***';
+export const MASK = '***';
 
 export class IndexSearcher {
   private readonly cache: IndexCache<LoadedGeneration>;
@@ -132,7 +132,8 @@ export class IndexSearcher {
     return v!;
   }
 
-  private async maskedForCaller(index: IndexManifest, caller: Caller): Promise<Set<string>> {
+  /** The source columns a caller sees masked: for readers, the dataset's masked PII columns (all of them when it cannot be read). */
+  async maskedForCaller(index: IndexManifest, caller: Caller): Promise<Set<string>> {
     if (caller.role !== 'reader') return new Set();
     const { manifest } = await getDataset(this.buckets, index.source.dataset).catch(() => ({ manifest: undefined }));
     return new Set(manifest ? maskedColumns(manifest) : [index.source.id_column, index.source.text_column]);

@@ -77,7 +77,7 @@ async function stageCsv(name: string, rows: CsvValue[][]): Promise<string> {
 async function finishedJob(location: string, timeoutMs = 30_000): Promise<any> {
   return waitFor(
     async () => {
-      const r = await get(READER, location);
+      const r = await get(WRITER, location); // failed_reason is for writers and admins
       if (r.status !== 200) return undefined;
       if (r.json.state === 'completed' && r.json.result !== undefined) return r.json;
       if (r.json.state === 'failed' && r.json.failed_reason !== undefined) return r.json;
@@ -252,7 +252,7 @@ describe('HTTP API', { timeout: 90_000 }, () => {
     assert.equal(manifest.json.version, 1, 'one commit');
     assert.equal(manifest.json.parts.length, 1);
     assert.equal(manifest.json.rows, 50, 'appended once, not twice');
-    const completed = (await get(READER, '/jobs/ingest?state=completed&limit=500')).json.jobs.filter(
+    const completed = (await get(WRITER, '/jobs/ingest?state=completed&limit=500')).json.jobs.filter(
       (j: { data: { dataset: string } }) => j.data.dataset === 'idem',
     );
     assert.equal(completed.length, 1, 'one ingest job ran');
@@ -300,7 +300,7 @@ describe('HTTP API', { timeout: 90_000 }, () => {
 
     assert.deepEqual(await uploadsLeft(), stagedBefore, 'no partial upload left behind');
     assertProblem(await get(READER, '/datasets/toobig'), 404, 'nothing ingested');
-    const waiting = (await get(READER, '/jobs/ingest?state=waiting')).json.jobs.filter((j: { data: { dataset: string } }) => j.data.dataset === 'toobig');
+    const waiting = (await get(WRITER, '/jobs/ingest?state=waiting')).json.jobs.filter((j: { data: { dataset: string } }) => j.data.dataset === 'toobig');
     assert.equal(waiting.length, 0, 'no job enqueued');
 
     // a body within the limit still works on this instance

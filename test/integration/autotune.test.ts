@@ -135,7 +135,7 @@ const put = (p: string, body: unknown, key = WRITER) => call(api.url, p, { metho
 
 const ok = okJson;
 
-const completed = (location: string, timeoutMs?: number) => completedJob(get, location, timeoutMs);
+const completed = (location: string, timeoutMs?: number) => completedJob((p) => get(p, WRITER), location, timeoutMs);
 
 async function enqueue(p: string, body: unknown): Promise<{ id: string; location: string }> {
   const res = await post(p, body);

@@ -71,7 +71,7 @@ function enqueued(res: HttpAnswer, what: string): string {
 async function finished(location: string, timeoutMs = 30_000): Promise<JobView> {
   return waitFor(
     async () => {
-      const r = await as(READER, location);
+      const r = await as(WRITER, location); // failed_reason is for writers and admins
       if (r.status !== 200) return undefined;
       if (r.json.state === 'completed' && r.json.result !== undefined) return r.json as JobView;
       if (r.json.state === 'failed' && r.json.failed_reason !== undefined) return r.json as JobView;
@@ -596,7 +596,8 @@ describe('ingest through the HTTP API with workers running', { timeout: 90_000 }
     assert.deepEqual((await query(WRITER, SQL_W)).rows.map((r: { email: string }) => r.email), emails);
 
     assertProblem(await as(READER, '/datasets/contacts/public-columns', { method: 'PUT', body: { columns: ['email'] } }), 403, 'reader publishes');
-    const pub = await as(WRITER, '/datasets/contacts/public-columns', { method: 'PUT', body: { columns: ['email'] } });
+    assertProblem(await as(WRITER, '/datasets/contacts/public-columns', { method: 'PUT', body: { columns: ['email'] } }), 403, 'writer publishes: an admin decision');
+    const pub = await as(ADMIN, '/datasets/contacts/public-columns', { method: 'PUT', body: { columns: ['email'] } });
     assert.equal(pub.status, 200, pub.text);
     assert.deepEqual(pub.json.public_columns, ['email']);
     assert.deepEqual((await query(READER, SQL_R2)).rows.map((r: { email: string }) => r.email), emails, 'public now');
@@ -639,7 +640,7 @@ describe('ingest through the HTTP API with workers running', { timeout: 90_000 }
         assert.equal(part.lineage.host, os.hostname());
         assert.ok(Date.parse(part.lineage.started_at) <= Date.parse(part.lineage.finished_at));
         assert.match(part.fingerprint, /^[0-9a-f]{64}$/);
-        const job = await as(READER, `/jobs/ingest/${part.job_id}`);
+        const job = await as(WRITER, `/jobs/ingest/${part.job_id}`);
         assert.equal(job.status, 200, `${name}: the part's job ${part.job_id}`);
         assert.equal(job.json.data.dataset, name);
         assert.equal(job.json.result.part, part.file);

@@ -170,7 +170,7 @@ test('a staged CSV becomes a Parquet part listed in the manifest', async (t) => 
   assert.equal(progress.percent, 100);
 });
 
-test('append adds parts; replace leaves one part and deletes the old files', async (t) => {
+test('append adds parts; replace leaves one part and moves the old files to the trash', async (t) => {
   const env = await testEnv();
   t.after(() => env.cleanup());
   const producer = await startProducer(env);
@@ -213,7 +213,12 @@ test('append adds parts; replace leaves one part and deletes the old files', asy
   assert.equal(manifest.parts[0]!.job_id, third.id);
   assert.equal(manifest.rows, 12);
   assert.equal(third.returnvalue.dataset_rows, 12);
-  for (const f of oldFiles) assert.equal(await exists(f), false, `superseded part ${path.basename(f)} deleted`);
+  for (const f of oldFiles) assert.equal(await exists(f), false, `superseded part ${path.basename(f)} left the dataset`);
+  // ...into the bucket's trash, recoverable for LAKEHOUSE_TRASH_DAYS
+  const trash = path.join(env.dataDir, 'trash');
+  const [entry, ...more] = (await fs.readdir(trash)).filter((e) => e.startsWith('events--replaced--'));
+  assert.ok(entry && more.length === 0, 'one trash entry for the replace');
+  for (const f of oldFiles) assert.ok(await exists(path.join(trash, entry, 'parts', path.basename(f))), `${path.basename(f)} kept in the trash`);
   const livePart = path.join(dir, manifest.parts[0]!.file);
   assert.deepEqual(await fs.readdir(path.join(dir, 'parts')), [path.basename(livePart)]);
   const [minId] = await withDuckDB((db) => db.all(`SELECT min(id) AS m, count(*) AS n FROM read_parquet(${sqlString(livePart)})`));

@@ -140,16 +140,19 @@ describe('schedules', { timeout: 60_000 }, () => {
     assert.ok(next > before && next <= before + HOUR, `next run ${replaced.json.next_run_at} within the coming hour`);
     assert.equal(next % HOUR, 0, 'on the hour (Berlin is a whole number of hours from UTC)');
 
-    const one = await as(READER, '/schedules/orders-hourly');
+    const one = await as(WRITER, '/schedules/orders-hourly');
     assert.equal(one.status, 200, one.text);
     assert.deepEqual(one.json, replaced.json);
+    const { payload: _payload, ...withoutPayload } = one.json;
+    assert.deepEqual((await as(READER, '/schedules/orders-hourly')).json, withoutPayload, 'readers see no payload');
     assert.ok(Date.parse(one.json.next_run_at) > Date.now(), 'next_run_at is in the future');
     assert.ok(one.json.iteration_count >= 1);
 
-    const list = await as(READER, '/schedules');
+    const list = await as(WRITER, '/schedules');
     assert.equal(list.status, 200, list.text);
     assert.deepEqual(list.json.schedules, [one.json]);
-    assert.deepEqual((await as(READER, '/schedules?queue=ingest')).json.schedules, [one.json]);
+    assert.deepEqual((await as(WRITER, '/schedules?queue=ingest')).json.schedules, [one.json]);
+    assert.deepEqual((await as(READER, '/schedules')).json.schedules, [withoutPayload]);
     assertProblem(await as(READER, '/schedules?queue=nosuch'), 404, 'list of an unknown queue');
   });
 
@@ -221,7 +224,7 @@ describe('schedules', { timeout: 60_000 }, () => {
   });
 
   it("POST /schedules/:id/run enqueues one job now with the schedule's payload", async () => {
-    const schedule = (await as(READER, '/schedules/orders-hourly')).json;
+    const schedule = (await as(WRITER, '/schedules/orders-hourly')).json;
     const res = await as(WRITER, '/schedules/orders-hourly/run', { method: 'POST' });
     assert.equal(res.status, 202, res.text);
     assert.equal(res.json.queue, 'ingest');
@@ -238,7 +241,7 @@ describe('schedules', { timeout: 60_000 }, () => {
     assert.equal(first.status, 202, first.text);
     assert.equal(first.json.id, 'orders-backfill-1');
     assert.equal(second.json.id, first.json.id, 'Idempotency-Key dedupes');
-    assert.deepEqual((await as(READER, '/schedules/orders-hourly')).json, schedule, 'the schedule is unchanged');
+    assert.deepEqual((await as(WRITER, '/schedules/orders-hourly')).json, schedule, 'the schedule is unchanged');
     assertProblem(await as(WRITER, '/schedules/nosuch/run', { method: 'POST' }), 404, 'run an unknown schedule');
   });
 
@@ -263,7 +266,7 @@ describe('schedules', { timeout: 60_000 }, () => {
     const runs = ticks();
     assert.equal(new Set(runs.map((j) => j.id)).size, runs.length, 'each run is its own job');
     for (const j of runs) assert.deepEqual(j.data, created.json.payload);
-    const after = (await as(READER, '/schedules/tick')).json;
+    const after = (await as(WRITER, '/schedules/tick')).json;
     assert.ok(after.iteration_count >= 3, `iteration_count ${after.iteration_count}`);
 
     const del = await as(WRITER, '/schedules/tick', { method: 'DELETE' });

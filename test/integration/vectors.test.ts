@@ -208,8 +208,9 @@ const post = (p: string, body: unknown, key = WRITER) => call(api.url, p, { meth
 
 const ok = okJson;
 
-const finished = (location: string, timeoutMs?: number) => finishedJob(get, location, timeoutMs);
-const completed = (location: string, timeoutMs?: number) => completedJob(get, location, timeoutMs);
+// jobs are polled as a writer: a failure's reason is not for readers
+const finished = (location: string, timeoutMs?: number) => finishedJob((p) => get(p, WRITER), location, timeoutMs);
+const completed = (location: string, timeoutMs?: number) => completedJob((p) => get(p, WRITER), location, timeoutMs);
 
 async function enqueue(queue: string, body: unknown): Promise<{ id: string; location: string }> {
   const res = await post(`/jobs/${queue}`, body);
@@ -646,7 +647,7 @@ describe('vector indexes', { timeout: 180_000 }, () => {
     const refreshId = `on-append-feed_idx-${appended.version}`;
     const job = await waitFor(
       async () => {
-        const list = ok(await get('/jobs/refresh?state=completed&limit=100'), 'GET /jobs/refresh');
+        const list = ok(await get('/jobs/refresh?state=completed&limit=100', WRITER), 'GET /jobs/refresh');
         return list.jobs.find((j: any) => j.data?.index === 'feed_idx' && j.result !== undefined);
       },
       { timeoutMs: 60_000, intervalMs: 200, what: 'the on_append refresh to complete' },
