@@ -14,7 +14,8 @@ import { followJob, type Enqueued } from '../follow-job.ts';
 
 export const usage = `Usage: lakehouse ingest FILE --dataset NAME [--mode replace|append] [--wait]
 
-Uploads a CSV file into a dataset of the catalog. Prints the ingest job's id; with --wait,
+Uploads a file (CSV, TSV, JSON, NDJSON, Parquet, text, Markdown or PDF; the format is detected
+from the content) into a dataset of the catalog. Prints the ingest job's id; with --wait,
 shows its progress on stderr and prints its result as JSON (exit 1 if the job fails).
 
 Options:

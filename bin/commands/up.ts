@@ -70,7 +70,7 @@ function banner(config: Config, api: RunningApi, queues: string[], privateRedis:
     `  Data root   ${config.dataDir}`,
     '  Try',
     `    curl -H ${auth} --data-binary @people.csv -H 'Content-Type: text/csv' '${api.url}/datasets/people/upload?mode=replace'`,
-    `    lakehouse ingest people.csv --dataset people --wait && lakehouse query 'SELECT count(*) FROM people'`,
+    `    npx lakehouse ingest people.csv --dataset people --wait && npx lakehouse query 'SELECT count(*) FROM people'`,
     `Stop with Ctrl-C or SIGTERM (running jobs get ${config.shutdownTimeoutMs} ms).`,
     '',
   ].join('\n');
