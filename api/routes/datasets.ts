@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { manifestSchema } from '../../shared/catalog/manifest.ts';
+import { manifestSchema, maskedColumns, type Manifest } from '../../shared/catalog/manifest.ts';
 import { getDataset, listDatasets } from '../../shared/catalog/catalog.ts';
 import { purgeTrash, setPublicColumns, trashDataset } from '../../shared/catalog/dataset-admin.ts';
 import { FILE_FORMATS } from '../../shared/ingest/formats/file-format.ts';
@@ -46,7 +46,8 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
       params: z.object({ name: entityName }), responses: { 200: { description: 'the manifest', schema: manifestSchema } },
     },
     async (ctx, { params }) => {
-      ctx.body = (await getDataset(deps.buckets, params.name)).manifest;
+      const { manifest } = await getDataset(deps.buckets, params.name);
+      ctx.body = caller(ctx).role === 'reader' ? readerManifest(manifest) : manifest;
     },
   );
 
@@ -137,4 +138,23 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
       ctx.body = { dataset: params.name, trashed_to, purged };
     },
   );
+}
+
+/**
+ * A manifest as readers see it (SECURITY.md, "Roles"): without the lineage's DSN and source
+ * statement (a writer's SQL may quote values), and without the high-water mark of an incremental
+ * column that is masked (it is one of the column's values).
+ */
+function readerManifest(manifest: Manifest): Manifest {
+  const masked = new Set(maskedColumns(manifest));
+  return {
+    ...manifest,
+    parts: manifest.parts.map((part) => {
+      const { dsn: _dsn, statement: _statement, ...lineage } = part.lineage;
+      return { ...part, lineage };
+    }),
+    ...(manifest.incremental && masked.has(manifest.incremental.column)
+      ? { incremental: { ...manifest.incremental, high_water_mark: null } }
+      : {}),
+  };
 }
