@@ -4,6 +4,9 @@ import { DEFAULT_JOB_OPTIONS } from './default-job-options.ts';
 import { requireIndexForJob } from '../shared/vectors/embed-source-check.ts';
 import { declareQueue } from './queue-declaration.ts';
 
+/** The job scheduler of an index whose refresh policy is a cron (workers/refresh-schedule.ts). */
+export const refreshSchedulerId = (index: string) => `refresh-${index}`;
+
 export const refreshRequest = z.object({ index: entityName });
 
 export const refreshPayload = refreshRequest.extend({
