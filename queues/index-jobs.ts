@@ -1,9 +1,13 @@
 /**
  * The unfinished jobs that name an index (embed and its shards, refresh, autotune and its
  * trials, eval sets and agent ticks): deleting the index while one waits or runs would leave it
- * failing, or rebuilding the index that was just deleted.
+ * failing, or rebuilding the index that was just deleted. Schedules a user made (PUT /schedules/:id)
+ * naming the index count too: they would fail every run. The index's own schedulers (its cron
+ * refresh, its tuning agent) do not: they go with the index.
  */
 import type { JobType, Queue } from 'bullmq';
+import { agentSchedulerId } from './autotune.ts';
+import { refreshSchedulerId } from './refresh.ts';
 
 const UNFINISHED: JobType[] = ['active', 'waiting', 'waiting-children', 'delayed', 'prioritized'];
 export const INDEX_QUEUES = ['embed', 'refresh', 'autotune'] as const;
@@ -23,6 +27,14 @@ export async function unfinishedIndexJobs(queue: (name: string) => Queue, index:
         }
         if (jobs.length < PAGE) break;
       }
+    }
+  }
+  for (const name of INDEX_QUEUES) {
+    if (found.length >= max) break;
+    const own = new Set([refreshSchedulerId(index), agentSchedulerId(index)]);
+    for (const s of await queue(name).getJobSchedulers(0, -1)) {
+      const data = s.template?.data as { index?: unknown } | undefined;
+      if (!own.has(s.key) && data?.index === index && found.length < max) found.push(`schedule ${s.key} (${name})`);
     }
   }
   return found;

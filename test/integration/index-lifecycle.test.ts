@@ -41,8 +41,8 @@ let embedQueue: Queue;
 const as = (key: string, method: string, p: string, body?: unknown) => call(api.url, p, { method, key, timeoutMs: 30_000, ...(body === undefined ? {} : { body }) });
 const get = (p: string) => as(READER, 'GET', p);
 
-async function embed(index: string, textColumn: string): Promise<any> {
-  const res = await as(WRITER, 'POST', '/jobs/embed', { index, dataset: 'notes', id_column: 'id', text_column: textColumn, ...STAND_IN });
+async function embed(index: string, textColumn: string, extra: Record<string, unknown> = {}): Promise<any> {
+  const res = await as(WRITER, 'POST', '/jobs/embed', { index, dataset: 'notes', id_column: 'id', text_column: textColumn, ...STAND_IN, ...extra });
   okJson(res, `embed ${index}`, 202);
   return completedJob(get, res.headers.get('location')!, 60_000);
 }
@@ -128,6 +128,12 @@ describe('index lifecycle', { timeout: 180_000 }, () => {
     await (await Job.fromId(embedQueue, id))!.remove();
   });
 
+  it('409 while a schedule a user made names the index; its own cron refresh goes with it', async () => {
+    okJson(await as(WRITER, 'PUT', '/schedules/nightly_refresh', { queue: 'refresh', cron: '0 3 * * *', payload: { index: 'notes_idx' } }), 'schedule', 201);
+    await assertRefused(await as(WRITER, 'DELETE', '/indexes/notes_idx'), 'delete with a schedule naming it', /schedule nightly_refresh \(refresh\)/);
+    assert.equal((await as(WRITER, 'DELETE', '/schedules/nightly_refresh')).status, 204);
+  });
+
   it('409 while a writer holds the index generation lease (a build or a promotion)', async () => {
     await withProcessLease(
       env.redis,
@@ -168,7 +174,9 @@ describe('index lifecycle', { timeout: 180_000 }, () => {
   });
 
   it('`lakehouse index rm` deletes from a real CLI process; a reader key or a busy index exits 1 with the reason', async () => {
-    await embed('cli_idx', 'body');
+    // a cron refresh policy gives the index its own scheduler: it must not block the delete, and goes with it
+    await embed('cli_idx', 'body', { refresh_policy: { cron: '0 4 * * *' } });
+    assert.ok((await refreshQueue.getJobSchedulers(0, -1)).some((s) => s.key === 'refresh-cli_idx'));
     const asReader = await cliRm('cli_idx', READER);
     assert.equal(asReader.code, 1, asReader.stderr);
     assert.match(asReader.stderr, /error 403/);
@@ -185,6 +193,7 @@ describe('index lifecycle', { timeout: 180_000 }, () => {
     assert.match(run.stdout, /^index cli_idx deleted \(moved to trash\/index\.cli_idx--.+\)\n$/);
     assert.ok(!(await listed()).includes('cli_idx'));
     assert.equal(await exists(indexFolder('cli_idx')), false);
+    assert.ok(!(await refreshQueue.getJobSchedulers(0, -1)).some((s) => s.key === 'refresh-cli_idx'), 'its cron refresh is gone');
 
     const again = await cliRm('cli_idx');
     assert.equal(again.code, 1);
