@@ -23,6 +23,8 @@ export async function unfinishedIndexJobs(queue: (name: string) => Queue, index:
       for (let start = 0; found.length < max; start += PAGE) {
         const jobs = await q.getJobs([state], start, start + PAGE - 1);
         for (const job of jobs) {
+          // a scheduler's next run waits as a delayed job: the scheduler itself is judged below
+          if (job?.repeatJobKey !== undefined && state === 'delayed') continue;
           if (job && (job.data as { index?: unknown } | undefined)?.index === index && found.length < max) found.push(`${name}/${job.id} (${state})`);
         }
         if (jobs.length < PAGE) break;
