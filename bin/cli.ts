@@ -1,6 +1,6 @@
 /**
  * `lakehouse <command>`: the one entry point for servers (up, api, worker) and clients (ingest,
- * query, jobs, embed, search, refresh, autotune). Commands load on demand, so a client command
+ * query, jobs, embed, search, refresh, autotune, index). Commands load on demand, so a client command
  * doesn't pay for the server's modules.
  *
  * Exit codes: 0 done; 1 the work failed (an API error, a failed job, no Redis); 2 the command
@@ -22,6 +22,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   search: { summary: 'search a vector index by meaning (hybrid with --filter)', load: () => import('./commands/search.ts') },
   refresh: { summary: 'bring a vector index up to date with its dataset', load: () => import('./commands/refresh.ts') },
   autotune: { summary: 'try HNSW configs on a vector index and promote the best', load: () => import('./commands/autotune.ts') },
+  index: { summary: 'manage vector indexes: rm NAME (to trash), ls', load: () => import('./commands/index.ts') },
 };
 
 const OVERVIEW = `Usage: lakehouse <command> [options]

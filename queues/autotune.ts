@@ -3,6 +3,7 @@ import { evalSetIdSchema, MAX_EVAL_K, MAX_EVAL_QUERIES, suppliedItemsSchema } fr
 import { gridSchema, hnswConfigSchema } from '../shared/autotune/hnsw-config.ts';
 import { entityName } from '../shared/storage/names.ts';
 import { DEFAULT_JOB_OPTIONS } from './default-job-options.ts';
+import { requireIndexForJob } from '../shared/vectors/embed-source-check.ts';
 import { declareQueue } from './queue-declaration.ts';
 
 export const autotuneRequest = z.object({
@@ -78,6 +79,8 @@ export const autotune = declareQueue({
   description: 'Try HNSW configs on an eval set (trials fan out as child jobs), journal them, promote the winner that clears min_recall',
   payload: autotuneJobPayload,
   request: autotuneRequest,
+  // a missing index is a 400 now, not a job failing later (a schedule: every run)
+  seal: async (request, ctx) => (await requireIndexForJob(ctx.catalog, request.index), { kind: 'autotune' as const, ...request }),
   result: autotuneResult,
   jobOptions: DEFAULT_JOB_OPTIONS,
   // one autotune per index at a time: a second request while one runs gets that one back

@@ -3,6 +3,7 @@ import { BadRequestError } from '../shared/errors.ts';
 import { ENDPOINT_NAME } from '../shared/outbound/named-endpoints.ts';
 import { DEFAULT_CHUNK } from '../shared/vectors/chunking.ts';
 import { entityName } from '../shared/storage/names.ts';
+import { checkEmbedSource } from '../shared/vectors/embed-source-check.ts';
 import { DEFAULT_JOB_OPTIONS } from './default-job-options.ts';
 import { declareQueue, type SealContext } from './queue-declaration.ts';
 
@@ -88,11 +89,15 @@ export const embedResult = z.union([
 
 type EmbedRequest = z.output<typeof embedRequest>;
 
-/** The provider must be one the server configures; the URL and key are looked up when it is used, never stored in the job. */
+/**
+ * The provider must be one the server configures; the URL and key are looked up when it is used, never stored in the job.
+ * The dataset and its columns are checked now, so a mistake is a 400 and creates no index.
+ */
 export async function sealEmbed(request: EmbedRequest, ctx: SealContext): Promise<z.input<typeof embedJobPayload>> {
   if (!ctx.embedProviders.includes(request.provider)) {
     throw new BadRequestError(`embedding provider ${JSON.stringify(request.provider)} is not configured on this server (configured: ${ctx.embedProviders.join(', ')}); ${NAMED_PROVIDER_HINT}`);
   }
+  await checkEmbedSource(ctx.catalog, request);
   return { kind: 'embed', ...request };
 }
 

@@ -80,8 +80,19 @@ const common = {
   bucket: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/).optional().describe('storage bucket of a new dataset (default primary)'),
 };
 
-export const ingestPayload = z.object({ ...common, source: z.union([uploadSource, inboxSource, dbSource]) });
-export const ingestRequest = z.object({ ...common, source: z.union([uploadSource, inboxSourceRequest, dbSourceRequest]) });
+/** What a missing or unknown `source` is told: the kinds there are and an example of each (not zod's "Invalid input"). */
+export const SOURCE_EXPECTED =
+  'source must be an object whose "kind" is upload, inbox, postgres or mysql, e.g. ' +
+  '{"kind":"inbox","path":"sales/q1.csv"} (a file dropped into inbox/sales/), ' +
+  '{"kind":"postgres","connection":"shop","table":"orders"} (a connection configured as LAKEHOUSE_CONNECTION_SHOP), ' +
+  'or upload the file with POST /datasets/:name/upload (which makes the upload source)';
+
+// discriminated by kind, so a source of a known kind gets the errors of that kind's fields
+const sourceOf = <T extends readonly [z.core.$ZodTypeDiscriminable, ...z.core.$ZodTypeDiscriminable[]]>(options: T) =>
+  z.discriminatedUnion('kind', options, { error: (iss) => (iss.code === 'invalid_union' || iss.code === 'invalid_type' ? SOURCE_EXPECTED : undefined) });
+
+export const ingestPayload = z.object({ ...common, source: sourceOf([uploadSource, inboxSource, dbSource]) });
+export const ingestRequest = z.object({ ...common, source: sourceOf([uploadSource, inboxSourceRequest, dbSourceRequest]) });
 
 export const ingestResult = z.object({
   dataset: z.string(),

@@ -6,7 +6,7 @@ import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { Role } from '../shared/config.ts';
-import { BadRequestError } from '../shared/errors.ts';
+import { BadRequestError, DomainError } from '../shared/errors.ts';
 import type { SealContext } from './queue-declaration.ts';
 import { getQueueDeclaration, QUEUES } from './registry.ts';
 
@@ -58,7 +58,14 @@ export class Producer {
    */
   async prepare(name: string, request: unknown, where = 'payload', role?: Role): Promise<unknown> {
     const decl = getQueueDeclaration(name);
-    const sealed = await decl.seal(validate(decl.request, request, name, where), { ...this.sealContext, callerRole: role });
+    let sealed: unknown;
+    try {
+      sealed = await decl.seal(validate(decl.request, request, name, where), { ...this.sealContext, callerRole: role });
+    } catch (err) {
+      // in a bulk or a schedule, say which payload the seal step refused (jobs.3.payload, body.payload)
+      if (where === 'payload' || !(err instanceof DomainError) || err instanceof ZodPayloadError) throw err;
+      throw new DomainError(`${where}: ${err.message}`, err.status, err.title);
+    }
     return validate(decl.payload, sealed, name, where);
   }
 

@@ -14,6 +14,7 @@ import type { JobsOptions } from 'bullmq';
 import type { z } from 'zod';
 import type { Role } from '../shared/config.ts';
 import type { SecretBox } from '../shared/secrets/secret-box.ts';
+import type { Buckets } from '../shared/storage/buckets.ts';
 
 /** What a seal step may use: server-side services that never leave the server. */
 export interface SealContext {
@@ -28,6 +29,8 @@ export interface SealContext {
   allowJobDsn: boolean;
   /** The role of the API caller adding the job; undefined for server-internal producers (the inbox watcher). */
   callerRole?: Role | undefined;
+  /** The catalog's storage: seal steps check the datasets and indexes a job names before it is added. */
+  catalog: Buckets;
   /** Claims `<folder>/<file>` in the inbox for one job (atomic rename); returns the claimed path. */
   claimInbox: (path: string) => Promise<string>;
 }

@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import { entityName } from '../shared/storage/names.ts';
 import { DEFAULT_JOB_OPTIONS } from './default-job-options.ts';
+import { requireIndexForJob } from '../shared/vectors/embed-source-check.ts';
 import { declareQueue } from './queue-declaration.ts';
+
+/** The job scheduler of an index whose refresh policy is a cron (workers/refresh-schedule.ts). */
+export const refreshSchedulerId = (index: string) => `refresh-${index}`;
 
 export const refreshRequest = z.object({ index: entityName });
 
@@ -38,6 +42,8 @@ export const refresh = declareQueue({
   description: "Bring a vector index up to date with its dataset: embed only new and changed text, tombstone what is gone",
   payload: refreshPayload,
   request: refreshRequest,
+  // a missing index is a 400 now, not a job failing later (a schedule: every run)
+  seal: async (request, ctx) => (await requireIndexForJob(ctx.catalog, request.index), request),
   result: refreshResult,
   jobOptions: DEFAULT_JOB_OPTIONS,
 });

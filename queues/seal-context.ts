@@ -12,6 +12,7 @@ export async function createSealContext(config: Config, buckets = new Buckets(co
     buckets: buckets.names(),
     embedProviders: Object.keys(config.embedding.providers).sort(),
     allowJobDsn: config.allowJobDsn,
+    catalog: buckets,
     claimInbox: (p) => claimForJob(buckets.primary, p),
   };
 }

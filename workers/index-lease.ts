@@ -56,7 +56,7 @@ export async function holdIndexLease(job: Job, token: string, ctx: WorkerContext
 }
 
 /** Whether the job ends with `err` (no retry), as opposed to parking or being retried. */
-function isFinal(job: Job, err: unknown): boolean {
+export function isFinal(job: Job, err: unknown): boolean {
   if (err instanceof DelayedError || (err as Error)?.name === 'WaitingChildrenError' || (err as Error)?.name === 'DelayedError') return false;
   if (err instanceof UnrecoverableError || isPermanent(err)) return true;
   return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

@@ -5,7 +5,8 @@
 import type { IndexManifest } from '../shared/vectors/index/index-manifest.ts';
 import type { WorkerContext } from './context.ts';
 
-export const refreshSchedulerId = (index: string) => `refresh-${index}`;
+export { refreshSchedulerId } from '../queues/refresh.ts';
+import { refreshSchedulerId } from '../queues/refresh.ts';
 
 export async function syncRefreshSchedule(ctx: WorkerContext, index: IndexManifest): Promise<void> {
   const queue = ctx.queue('refresh');

@@ -1,4 +1,10 @@
 import { z } from 'zod';
+import { agentSchedulerId } from '../../queues/autotune.ts';
+import { unfinishedIndexJobs } from '../../queues/index-jobs.ts';
+import { refreshSchedulerId } from '../../queues/refresh.ts';
+import { purgeTrash } from '../../shared/catalog/dataset-admin.ts';
+import { indexLeaseKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
+import { trashIndex } from '../../shared/vectors/index/index-admin.ts';
 import { indexManifestSchema } from '../../shared/vectors/index/index-manifest.ts';
 import { listIndexes } from '../../shared/vectors/staleness.ts';
 import { entityName } from '../../shared/storage/names.ts';
@@ -41,6 +47,26 @@ export function indexRoutes(table: RouteTable, deps: ApiDeps): void {
     async (ctx, { params }) => {
       const { index } = await deps.search.locate(params.name);
       ctx.body = { ...index, stale: index.stale_since !== null };
+    },
+  );
+
+  table.add(
+    {
+      method: 'delete', path: '/indexes/:name', tag: 'vectors', role: 'writer',
+      summary: "Delete an index: its manifest, generations and vectors move to the bucket's trash (kept LAKEHOUSE_TRASH_DAYS days); 409 while a job for it waits or runs",
+      params: z.object({ name: entityName }),
+      responses: { 200: { description: 'trashed', schema: z.object({ index: z.string(), trashed_to: z.string(), purged: z.array(z.string()) }) } },
+    },
+    async (ctx, { params }) => {
+      const name = params.name;
+      const locks = { redis: deps.redis, lockKey: indexLockKey(deps.config, name), leaseKey: indexLeaseKey(deps.config, name), leaseTtlMs: deps.config.indexLease.ttlMs };
+      const { trashed_to } = await trashIndex(deps.buckets, locks, name, () => unfinishedIndexJobs((q) => deps.producer.queue(q), name));
+      deps.search.forget(name);
+      // its cron refresh and tuning agent would otherwise fail every run
+      await deps.producer.queue('refresh').removeJobScheduler(refreshSchedulerId(name));
+      await deps.producer.queue('autotune').removeJobScheduler(agentSchedulerId(name));
+      const purged = await purgeTrash(deps.buckets, deps.config.trashDays);
+      ctx.body = { index: name, trashed_to, purged };
     },
   );
 

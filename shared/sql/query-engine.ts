@@ -54,6 +54,7 @@ import {
 } from '@duckdb/node-api';
 import type { Role } from '../config.ts';
 import { BadRequestError, DomainError, UnavailableError } from '../errors.ts';
+import { nearNames } from '../catalog/near-names.ts';
 import { analyseTree, assertReaderMayRun, toReferences, type DatasetColumns, type QueryReferences, type QueryShape } from './reader-guard.ts';
 import { allowedReaderFunctions } from './reader-functions.ts';
 import { ensureReaderCopies, pruneReaderCopies } from './reader-copies.ts';
@@ -313,7 +314,7 @@ export class QueryEngine {
         prepared.destroySync();
       }
     } catch (err) {
-      throw watchdog.fired ? timeoutError(timeoutMs) : translateError(err);
+      throw watchdog.fired ? timeoutError(timeoutMs) : translateError(err, [...this.views.keys()]);
     } finally {
       this.running.delete(watchdog);
       watchdog.stop();
@@ -716,10 +717,20 @@ function timeoutError(timeoutMs: number): DomainError {
   return new DomainError(`The query did not finish within its ${timeoutMs} ms time limit and was cancelled`, 408, 'Query Timeout');
 }
 
-/** DuckDB's complaint about the user's SQL becomes a 400 with DuckDB's words; anything else stays as it is. */
-function translateError(err: unknown): unknown {
+/** DuckDB's "Table with name X does not exist!" (its "Did you mean" may name an internal table: pg_depend…). */
+const MISSING_TABLE = /^Catalog Error: Table with name (.+?) does not exist!/;
+
+/**
+ * DuckDB's complaint about the user's SQL becomes a 400 with DuckDB's words; anything else stays
+ * as it is. A missing table is told in our words: the dataset does not exist, and the nearest
+ * names from the catalog (`datasets`), never DuckDB's guesses among its system tables. Column
+ * errors keep DuckDB's words: its candidates are the columns of the tables in the query's FROM.
+ */
+export function translateError(err: unknown, datasets: readonly string[]): unknown {
   if (err instanceof DomainError) return err;
   const summary = summarise(errorMessage(err));
+  const missing = MISSING_TABLE.exec(summary)?.[1];
+  if (missing !== undefined) return new BadRequestError(missingDataset(missing, datasets));
   const kind = DUCKDB_ERROR.exec(summary)?.[1];
   // INTERNAL and FATAL are DuckDB bugs or a broken instance, not the user's fault: keep them 500s.
   if (kind === undefined || kind === 'INTERNAL' || kind === 'FATAL') return err;
@@ -731,6 +742,18 @@ function translateError(err: unknown): unknown {
     return new BadRequestError(`The query tried to read outside the data root: ${summary}`);
   }
   return new BadRequestError(summary);
+}
+
+/** "dataset x does not exist", then near names from the catalog, or what the catalog holds. */
+export function missingDataset(name: string, datasets: readonly string[]): string {
+  const near = nearNames(name, datasets);
+  const sorted = [...datasets].sort();
+  const hint = near.length > 0
+    ? ` Did you mean ${near.map((n) => JSON.stringify(n)).join(', ')}?`
+    : sorted.length === 0
+      ? ' The catalog has no datasets yet.'
+      : ` Datasets: ${sorted.slice(0, 20).join(', ')}${sorted.length > 20 ? ', …' : ''}.`;
+  return `dataset ${JSON.stringify(name)} does not exist.${hint}`;
 }
 
 /** The message up to DuckDB's "LINE 1: ..." excerpt, on one line. */

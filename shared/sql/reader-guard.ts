@@ -26,6 +26,7 @@
  * CTE, whose own select lists are counted where they are written).
  */
 import { BadRequestError } from '../errors.ts';
+import { nearNames } from '../catalog/near-names.ts';
 
 export interface ColumnRef {
   dataset: string;
@@ -266,7 +267,7 @@ class TreeWalker {
     if (catalog || (schema && schema !== this.readerSchema)) {
       this.refuse(`"${[catalog, schema, name].filter(Boolean).join('.')}" names a schema or catalog`);
     }
-    if (!this.datasets.has(name)) this.refuse(`"${name}" is not a dataset`);
+    if (!this.datasets.has(name)) this.refuse(`"${name}" is not a dataset${nearDatasets(name, [...this.datasets.keys()])}`);
     else this.touched(name);
   }
 
@@ -435,4 +436,10 @@ function lower(value: Json | undefined): string {
 
 function isAscii(value: Json | undefined): boolean {
   return typeof value === 'string' && /^[\x20-\x7e]*$/.test(value);
+}
+
+/** " (did you mean "a", "b"?)" from the catalog's names, or "". */
+function nearDatasets(name: string, datasets: readonly string[]): string {
+  const near = nearNames(name, datasets);
+  return near.length === 0 ? '' : ` (did you mean ${near.map((n) => JSON.stringify(n)).join(', ')}?)`;
 }

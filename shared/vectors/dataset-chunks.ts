@@ -6,6 +6,7 @@
 import { partFiles } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { BadRequestError } from '../errors.ts';
+import { checkColumns } from './embed-source-check.ts';
 import { openConnection, sqlString } from '../ingest/formats/parquet-sink.ts';
 import type { Buckets } from '../storage/buckets.ts';
 import { chunkDocument, type Chunk, type ChunkOptions } from './chunking.ts';
@@ -13,14 +14,6 @@ import { chunkDocument, type Chunk, type ChunkOptions } from './chunking.ts';
 export interface SourceColumns {
   id_column: string;
   text_column: string;
-}
-
-export function checkColumns(manifest: Manifest, cols: SourceColumns): void {
-  for (const c of [cols.id_column, cols.text_column]) {
-    if (!manifest.schema.some((s) => s.name === c)) {
-      throw new BadRequestError(`dataset ${manifest.name} has no column ${JSON.stringify(c)}; columns: ${manifest.schema.map((s) => s.name).join(', ')}`);
-    }
-  }
 }
 
 const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;

@@ -66,7 +66,18 @@ export class IndexSearcher {
       const index = await readIndexManifest(b.root, name);
       if (index) return { index, root: b.root };
     }
+    this.forget(name); // deleted (maybe through another instance): its loaded graphs go too
     throw new NotFoundError(`index ${JSON.stringify(name)} does not exist`);
+  }
+
+  /** Drops every loaded generation of the index (it was deleted). */
+  forget(name: string): void {
+    this.cache.evict(name);
+  }
+
+  /** Generations of `name` this instance holds in memory (for tests and metrics). */
+  loadedGenerations(name: string): number[] {
+    return this.cache.loaded().filter((e) => e.name === name).map((e) => e.gen);
   }
 
   async search(name: string, req: SearchRequest, caller: Caller): Promise<SearchResponse> {

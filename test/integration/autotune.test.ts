@@ -542,7 +542,7 @@ describe('autotune', { timeout: 180_000 }, () => {
 
     const failing = await run(['autotune', 'no_such_index', '--wait']);
     assert.equal(failing.code, 1, failing.stderr);
-    assert.match(failing.stderr, /autotune job \S+ failed: .*no_such_index/, failing.stderr);
+    assert.match(failing.stderr, /^error 400: index "no_such_index" does not exist\. Indexes: .*tune_idx/, 'refused at enqueue: ' + failing.stderr);
     const refused = await run(['autotune', INDEX, '--grid', JSON.stringify([{ ...TINY, m: 3 }])]);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /^error 400: .*m 3 is below the minimum 4/, refused.stderr);

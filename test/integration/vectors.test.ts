@@ -536,7 +536,8 @@ describe('vector indexes', { timeout: 180_000 }, () => {
     const shard = (await embedQueue.getJob(`embed-${later.id}-shard-0`))!;
     assert.equal(await shard.getState(), 'failed');
     assert.match(shard.failedReason, /openai embedding model "refuses-later" at http:\/\/127\.0\.0\.1:\d+: HTTP 400/);
-    assert.equal(ok(await get('/indexes/tiny_later'), 'GET').generation, null, 'no generation was committed');
+    // a failed first build leaves no index behind (nothing was committed; the name is free again)
+    assertProblem(await get('/indexes/tiny_later'), 404, 'the unbuilt index is gone');
   });
 
   it("a shard's provider failure is named in its parent's failed reason", async () => {

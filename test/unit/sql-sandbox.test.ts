@@ -110,8 +110,8 @@ describe('views', () => {
       { name: 'sales', version: 2, files: [part1, part2] },
       { name: 'empty', version: 1, files: [] },
     ]);
-    await rejectsWith(engine.query('SELECT * FROM other', LIMITS), 400, /Catalog Error: Table with name other does not exist/);
-    await rejectsWith(engine.query('SELECT * FROM empty', LIMITS), 400, /Catalog Error: Table with name empty does not exist/);
+    await rejectsWith(engine.query('SELECT * FROM other', LIMITS), 400, /dataset "other" does not exist/);
+    await rejectsWith(engine.query('SELECT * FROM empty', LIMITS), 400, /dataset "empty" does not exist/);
     assert.deepEqual((await engine.query('SELECT count(*) AS n FROM sales', LIMITS)).rows, [{ n: 1500 }]);
   });
 
@@ -134,7 +134,7 @@ describe('views', () => {
     await engine.syncViews([{ name: 'ghost', version: 1, files: [path.join(dataDir, 'never.parquet')] }]);
     await rejectsWith(engine.query('SELECT * FROM ghost', LIMITS), 400, /Dataset ghost \(version 1\) cannot be read/);
     await engine.syncViews([]);
-    await rejectsWith(engine.query('SELECT * FROM ghost', LIMITS), 400, /Table with name ghost does not exist/);
+    await rejectsWith(engine.query('SELECT * FROM ghost', LIMITS), 400, /dataset "ghost" does not exist/);
   });
 
   it('refuses invalid view names and relative file paths', async () => {
@@ -180,7 +180,7 @@ describe('sandbox', () => {
 
   it('left no trace of the refused statements', async () => {
     assert.deepEqual(await fs.readdir(dataDir).then((names) => names.sort()), ['sales-1.parquet', 'sales-2.parquet']);
-    await rejectsWith(engine.query('SELECT * FROM t', LIMITS), 400, /Table with name t does not exist/);
+    await rejectsWith(engine.query('SELECT * FROM t', LIMITS), 400, /dataset "t" does not exist/);
     const settings = await engine.query(
       "SELECT current_setting('enable_external_access') AS external, current_setting('lock_configuration') AS locked, current_setting('autoload_known_extensions') AS autoload",
       LIMITS,

@@ -10,7 +10,9 @@ import { isPermanent } from '../permanent-failure.ts';
 import { assertNoFailedChildren } from '../fan-out.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { assertBaseGeneration, commitNewGeneration, committedBy, fullBuild, planShards, removeWork, requireIndex, runShard } from '../embed-steps.ts';
-import { holdIndexLease, type IndexLease } from '../index-lease.ts';
+import { holdIndexLease, isFinal, type IndexLease } from '../index-lease.ts';
+import { removeUnbuiltIndex } from '../../shared/vectors/index/index-admin.ts';
+import { refreshSchedulerId } from '../../queues/refresh.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { syncRefreshSchedule } from '../refresh-schedule.ts';
 
@@ -42,8 +44,24 @@ async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: Embed
     await lease.release();
     return result;
   } catch (err) {
+    if (isFinal(job, err)) await dropUnbuilt(ctx, p.index);
     await lease.releaseIfFinal(err);
     throw err;
+  }
+}
+
+/**
+ * A first build that failed for good leaves no index behind: the name is free again (for the
+ * right columns, say) and no refresh schedule runs against nothing. Still under the lease.
+ */
+async function dropUnbuilt(ctx: WorkerContext, index: string): Promise<void> {
+  try {
+    if (await removeUnbuiltIndex(ctx.buckets, ctx.redis, indexLockKey(ctx.config, index), index)) {
+      await ctx.queue('refresh').removeJobScheduler(refreshSchedulerId(index));
+      ctx.log.info({ index }, 'first build failed: the unbuilt index was removed');
+    }
+  } catch (e) {
+    ctx.log.warn({ err: e, index }, 'could not remove the unbuilt index after its first build failed');
   }
 }
 
