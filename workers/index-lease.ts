@@ -61,3 +61,29 @@ export function isFinal(job: Job, err: unknown): boolean {
   if (err instanceof UnrecoverableError || isPermanent(err)) return true;
   return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
+
+/**
+ * Runs `work` holding the index's lease: released after it returns, and after it throws when
+ * the failure is final (a retry resumes still holding it); `onFinalFailure` runs first, still
+ * under the lease. `work` sees the payload without the waiting mark, which only matters while
+ * the job waits for the lease.
+ */
+export async function withIndexLease<P extends { index: string }, R>(
+  job: Job,
+  token: string,
+  ctx: WorkerContext,
+  payload: P,
+  work: (payload: P, lease: IndexLease) => Promise<R>,
+  onFinalFailure?: () => Promise<void>,
+): Promise<R> {
+  const lease = await holdIndexLease(job, token, ctx, payload.index);
+  try {
+    const result = await work({ ...payload, [LEASE_WAITING_SINCE]: undefined }, lease);
+    await lease.release();
+    return result;
+  } catch (err) {
+    if (onFinalFailure && isFinal(job, err)) await onFinalFailure();
+    await lease.releaseIfFinal(err);
+    throw err;
+  }
+}

@@ -10,7 +10,7 @@ import { isPermanent } from '../permanent-failure.ts';
 import { assertNoFailedChildren } from '../fan-out.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { assertBaseGeneration, commitNewGeneration, committedBy, fullBuild, planShards, removeWork, requireIndex, runShard } from '../embed-steps.ts';
-import { holdIndexLease, isFinal, type IndexLease } from '../index-lease.ts';
+import { withIndexLease, type IndexLease } from '../index-lease.ts';
 import { removeUnbuiltIndex } from '../../shared/vectors/index/index-admin.ts';
 import { refreshSchedulerId } from '../../queues/refresh.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
@@ -38,16 +38,7 @@ export default async function embed(job: Job, token?: string): Promise<z.output<
  * another embed, refresh or promotion of the index waits, and this build's base stays current.
  */
 async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: EmbedPayload) {
-  const lease = await holdIndexLease(job, token, ctx, p.index);
-  try {
-    const result = await underLease(job, token, ctx, { ...p, lease_waiting_since: undefined }, lease);
-    await lease.release();
-    return result;
-  } catch (err) {
-    if (isFinal(job, err)) await dropUnbuilt(ctx, p.index);
-    await lease.releaseIfFinal(err);
-    throw err;
-  }
+  return withIndexLease(job, token, ctx, p, (payload, lease) => underLease(job, token, ctx, payload, lease), () => dropUnbuilt(ctx, p.index));
 }
 
 /**

@@ -20,7 +20,7 @@ import { isPermanent } from '../permanent-failure.ts';
 import { assertNoFailedChildren } from '../fan-out.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { assertBaseGeneration, commitNewGeneration, committedBy, fullBuild, locateIndex, planShards, removeWork } from '../embed-steps.ts';
-import { holdIndexLease, type IndexLease } from '../index-lease.ts';
+import { withIndexLease, type IndexLease } from '../index-lease.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { jobProgress } from '../job-progress.ts';
 import { shardCount } from './embed.ts';
@@ -47,15 +47,7 @@ const REMOVED_FILE = 'removed.json';
  * none extends a stale generation.
  */
 async function run(job: Job, token: string, ctx: WorkerContext, p: Payload): Promise<Result> {
-  const lease = await holdIndexLease(job, token, ctx, p.index);
-  try {
-    const result = await underLease(job, token, ctx, { ...p, lease_waiting_since: undefined }, lease);
-    await lease.release();
-    return result;
-  } catch (err) {
-    await lease.releaseIfFinal(err);
-    throw err;
-  }
+  return withIndexLease(job, token, ctx, p, (payload, lease) => underLease(job, token, ctx, payload, lease));
 }
 
 async function underLease(job: Job, token: string, ctx: WorkerContext, p: Payload, lease: IndexLease): Promise<Result> {

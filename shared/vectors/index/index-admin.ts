@@ -9,7 +9,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { trashDir } from '../../catalog/dataset-admin.ts';
+import { trashDir } from '../../catalog/trash.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
 import { withEntityLock } from '../../redis/entity-lock.ts';
 import type { Bucket, Buckets } from '../../storage/buckets.ts';
