@@ -110,8 +110,9 @@ async function ingestJob(payload: unknown): Promise<JobView> {
   return finished(enqueued(await post(key, '/jobs/ingest', payload), `POST /jobs/ingest ${JSON.stringify(payload).slice(0, 200)}`));
 }
 
+/** As a writer: readers get no lineage DSN or statement (test/security/reader-manifest.test.ts). */
 async function manifestOf(name: string): Promise<any> {
-  const r = await as(READER, `/datasets/${name}`);
+  const r = await as(WRITER, `/datasets/${name}`);
   assert.equal(r.status, 200, `GET /datasets/${name}: ${r.text.slice(0, 300)}`);
   return r.json;
 }

@@ -75,7 +75,10 @@ async function failJob(payload: unknown): Promise<string> {
 
 describe('orphan sweeper', { timeout: 120_000 }, () => {
   before(async () => {
+    // jobs below carry their own DSN, which only an admin may post and only when the server allows it
+    process.env['LAKEHOUSE_ALLOW_JOB_DSN'] = 'true';
     env = await testEnv();
+    env.defer(() => delete process.env['LAKEHOUSE_ALLOW_JOB_DSN']);
     producer = await startProducer(env);
     buckets = new Buckets(env.config.dataDir, env.config.buckets);
     secrets = await SecretBox.open(path.join(env.dataDir, 'secrets'), env.config.secretKey);
@@ -90,7 +93,7 @@ describe('orphan sweeper', { timeout: 120_000 }, () => {
     // the failing worker takes every waiting job: fail these before adding the others
     const ofFailed = await stage('of-failed.upload', old);
     await failJob(uploadJob(ofFailed));
-    const failedDsn = await failJob(await producer.prepare('ingest', { dataset: 'swept', source: { kind: 'postgres', dsn: DSN, query: 'SELECT 1' } }));
+    const failedDsn = await failJob(await producer.prepare('ingest', { dataset: 'swept', source: { kind: 'postgres', dsn: DSN, query: 'SELECT 1' } }, 'payload', 'admin'));
     const ofWaiting = await stage('of-waiting.upload', old);
     await producer.addPayload('ingest', uploadJob(ofWaiting));
     const ofDelayed = await stage('of-delayed.upload', old);
@@ -104,10 +107,10 @@ describe('orphan sweeper', { timeout: 120_000 }, () => {
     await age(strayFingerprint, old);
 
     // secrets: sealed by the producer for jobs (a delayed one, a failed one) and a schedule, or directly
-    const delayedDsn = await producer.add('ingest', { payload: { dataset: 'swept', source: { kind: 'postgres', dsn: DSN, query: 'SELECT 1' } }, options: { delay: HOUR } });
+    const delayedDsn = await producer.add('ingest', { payload: { dataset: 'swept', source: { kind: 'postgres', dsn: DSN, query: 'SELECT 1' } }, options: { delay: HOUR }, role: 'admin' });
     const ofDelayedJob = (delayedDsn.data as { source: { secret: string } }).source.secret;
     const ofFailedJob = ((await queue.getJob(failedDsn))!.data as { source: { secret: string } }).source.secret;
-    const scheduled = (await producer.prepare('ingest', { dataset: 'swept', source: { kind: 'postgres', dsn: DSN, query: 'SELECT 1' } })) as { source: { secret: string } };
+    const scheduled = (await producer.prepare('ingest', { dataset: 'swept', source: { kind: 'postgres', dsn: DSN, query: 'SELECT 1' } }, 'payload', 'admin')) as { source: { secret: string } };
     await queue.upsertJobScheduler('sweep-sched-dsn', { every: 86_400_000, startDate: Date.now() + 86_400_000 }, { name: 'ingest', data: scheduled });
     const ofManifest = await sealOld(old);
     const manifestDir = path.join(env.dataDir, 'datasets', 'with_secret');
