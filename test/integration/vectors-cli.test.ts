@@ -136,7 +136,7 @@ test('embed --wait, search and refresh --wait against lakehouse up', { timeout: 
 
   const failing = await sb.run(['embed', '--index', 'nothing_idx', '--dataset', 'no_such_dataset', '--id-column', 'id', '--text-column', 'body', '--wait']);
   assert.equal(failing.code, 1, failing.stderr);
-  assert.match(failing.stderr, /embed job \S+ failed: .*no_such_dataset/, failing.stderr);
+  assert.match(failing.stderr, /error 400: dataset "no_such_dataset" does not exist/, 'refused at enqueue, before any job');
 
   const unknown = await sb.run(['search', 'no_such_index', 'anything']);
   assert.equal(unknown.code, 1);

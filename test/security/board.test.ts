@@ -78,7 +78,7 @@ describe('Bull Board: cross-site requests', { timeout: 120_000 }, () => {
   before(async () => {
     env = await testEnv();
     const config = (extra: Record<string, string> = {}) =>
-      loadConfig({ ...process.env, LAKEHOUSE_API_KEYS: `${ADMIN}:admin,${WRITER}:writer`, PORT: '0', ...extra });
+      loadConfig({ ...process.env, LAKEHOUSE_API_KEYS: `${ADMIN}:admin,${WRITER}:writer`, PORT: '0', LAKEHOUSE_ALLOW_JOB_DSN: 'true', ...extra });
     api = await startApi(config(), silentLog);
     env.defer(() => api.close());
     readOnlyApi = await startApi(config({ LAKEHOUSE_BOARD_READONLY: 'true' }), silentLog);
@@ -87,7 +87,8 @@ describe('Bull Board: cross-site requests', { timeout: 120_000 }, () => {
     env.defer(() => queue.close());
 
     const post = async (path: string, body: unknown) => {
-      const res = await send(api.url, 'POST', path, { authorization: `Bearer ${WRITER}` }, body);
+      // an admin: the delayed job carries its own DSN, which only admins may post (and only when allowed)
+      const res = await send(api.url, 'POST', path, { authorization: `Bearer ${ADMIN}` }, body);
       assert.equal(res.status, 202, res.text);
       return res.json.id as string;
     };

@@ -121,7 +121,8 @@ describe('a DSN in a job: admins only, and only when the server allows it', { ti
     const res = await call(open.url, '/jobs/ingest', { method: 'POST', key: ADMIN, body: { dataset: 'probed', source: source(`postgres://probe:${PASSWORD}@127.0.0.1:${port}/x`) } });
     const job = okJson(res, 'an admin posting a DSN', 202);
     await waitFor(async () => connections.length > 0, { timeoutMs: 30_000, intervalMs: 50, what: 'the worker to connect' });
-    const view = okJson(await call(open.url, `/jobs/ingest/${job.id}`, { key: READER }), 'the job');
+    // a writer: readers never see job data at all (test/security/roles.test.ts)
+    const view = okJson(await call(open.url, `/jobs/ingest/${job.id}`, { key: WRITER }), 'the job');
     assert.equal(view.data.source.dsn, undefined);
     assert.equal(view.data.source.dsn_redacted, `postgres://probe:***@127.0.0.1:${port}/x`);
     assert.ok(!JSON.stringify(view).includes(PASSWORD));

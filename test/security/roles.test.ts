@@ -76,7 +76,8 @@ describe('role boundaries', { timeout: 300_000 }, () => {
       (await workerContext()).redis.disconnect();
     });
     await startTestWorkers(env, ['ingest', 'embed', 'autotune'], 1);
-    api = await startApi(loadConfig({ ...process.env, LAKEHOUSE_API_KEYS: `${ADMIN}:admin,${WRITER}:writer,${READER}:reader`, PORT: '0' }), silentLog);
+    // jobs below carry their own DSN: only admins may post one, and only when the server allows it
+    api = await startApi(loadConfig({ ...process.env, LAKEHOUSE_API_KEYS: `${ADMIN}:admin,${WRITER}:writer,${READER}:reader`, PORT: '0', LAKEHOUSE_ALLOW_JOB_DSN: 'true' }), silentLog);
     env.defer(() => api.close());
     const get = (p: string) => as(WRITER, p);
 
@@ -102,11 +103,11 @@ describe('role boundaries', { timeout: 300_000 }, () => {
     assert.equal(failed.state, 'failed');
 
     // waits an hour, carrying a DSN (sealed) and SQL naming a person
-    const delayed = await enqueue(WRITER, '/jobs/ingest?delay_ms=3600000', {
+    const delayed = await enqueue(ADMIN, '/jobs/ingest?delay_ms=3600000', {
       dataset: 'later', source: { kind: 'postgres', dsn: `postgres://someone:${PASSWORD}@127.0.0.1:5432/test`, query: `SELECT * FROM t WHERE email = '${SQL_SECRET}'` },
     });
     ids.delayed = delayed.id;
-    const schedule = await as(WRITER, '/schedules/roles-nightly', {
+    const schedule = await as(ADMIN, '/schedules/roles-nightly', {
       method: 'PUT',
       body: {
         queue: 'ingest', every_ms: 86_400_000, start: new Date(Date.now() + 86_400_000).toISOString(),
