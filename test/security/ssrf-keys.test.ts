@@ -48,7 +48,8 @@ let embedQueue: Queue;
 
 const get = (p: string, key = READER) => call(api.url, p, { key, timeoutMs: 30_000 });
 const post = (p: string, body: unknown, key = WRITER) => call(api.url, p, { method: 'POST', body, key, timeoutMs: 30_000 });
-const finished = (location: string) => finishedJob(get, location, 60_000);
+// as a writer: readers never see a failed job's reason (test/security/roles.test.ts)
+const finished = (location: string) => finishedJob((p) => get(p, WRITER), location, 60_000);
 
 /** Posts a job (202 expected) and waits until it completed or failed. */
 async function run(res: Promise<HttpAnswer>, what: string): Promise<any> {
