@@ -1,7 +1,7 @@
 /**
  * One pass over a CSV/TSV file's bytes, before DuckDB reads it, that finds every record DuckDB
- * would silently mangle: a field count other than the header's, an unterminated quote, a quote
- * inside an unquoted field or text after a closing quote, a NUL byte, bytes that are not UTF-8.
+ * would silently mangle: a field count other than the header's, an unterminated quote, text
+ * after a closing quote (`"ab"c`), a NUL byte, bytes that are not UTF-8.
  * DuckDB's sniffer does not report these: a file with one ragged row is read as a single VARCHAR
  * column named after the whole header line, or as `column0..columnN` (see README.md, Ingest).
  *
@@ -169,9 +169,8 @@ export async function checkCsv(file: string, opts: CsvCheckOptions): Promise<Csv
           if (atFieldStart) {
             quoted = true;
             atFieldStart = false;
-          } else if (!problem) {
-            problem = fieldClosed ? 'text after a closing quote' : 'a quote inside an unquoted field (quote the whole field and double the quote)';
-          }
+          } else if (fieldClosed && !problem) problem = 'text after a closing quote';
+          // a quote inside an unquoted field (`5" screen`) is a literal character, as DuckDB reads it
         } else if (b !== CR) {
           blank = false;
           if (fieldClosed && !problem) problem = 'text after a closing quote';
