@@ -49,8 +49,10 @@ function csvOptions(format: 'csv' | 'tsv', tweaks: ReadTweaks, delimiter?: strin
   // A quoted empty field ("") is an empty string and an unquoted one NULL; DuckDB's default
   // makes both NULL.
   const options = ['auto_detect = true', 'allow_quoted_nulls = false'];
-  // The delimiter the records were checked with (csv-check.ts), so DuckDB cannot pick another.
-  if (format === 'tsv' || delimiter !== undefined) options.push(`delim = ${sqlString(format === 'tsv' ? '\t' : delimiter!)}`);
+  // The dialect the records are checked with (csv-check.ts): given, DuckDB's sniffer cannot fall
+  // back to reading a file with broken rows as one column; it fails, and the check names the rows.
+  if (delimiter !== undefined) options.push(`delim = ${sqlString(delimiter)}`, `quote = '"'`, `escape = '"'`, 'strict_mode = true');
+  else if (format === 'tsv') options.push(`delim = ${sqlString('\t')}`);
   if (tweaks.sampleAll) options.push('sample_size = -1');
   if (tweaks.longLines) options.push(`max_line_size = ${LONG_LINE_BYTES}`);
   return options;
