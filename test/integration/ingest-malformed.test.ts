@@ -317,6 +317,49 @@ describe('malformed CSV through upload and inbox', { timeout: 300_000 }, () => {
     }
   }
 
+  it('a bad record past DuckDB\'s sniffing sample (line 30,002) is named too; a clean big file with a character across the 4 MiB read boundary loads whole', async () => {
+    const good = Array.from({ length: 30_000 }, (_, k) => `${k + 1},n${k + 1},${k % 90}\n`).join('');
+    const late: Case = {
+      name: 'late short row', filename: 'late.csv', bytes: b(`id,name,age\n${good}30001,x\n30002,y,1\n`),
+      strict: [/1 bad record — line 30002: 2 fields where the header has 3/], skip: { ids: [], rejected: [] },
+    };
+    for (const source of ['upload', 'inbox'] as const) {
+      const strict = await ingest(late, `late_${source}_strict`, source, undefined);
+      assert.equal(strict.state, 'failed', `late row (${source}) must fail; result ${JSON.stringify(strict.result)}`);
+      assert.match(strict.failed_reason, late.strict[0]!);
+      await assertNotInCatalog(`late_${source}_strict`, 'late row');
+      const skipped = await ingest(late, `late_${source}_skip`, source, 'skip');
+      assert.equal(skipped.state, 'completed', skipped.failed_reason);
+      assert.equal(skipped.result.rows, 30_001);
+      assert.equal(skipped.result.rejected_rows, 1);
+      const [r] = await rows(WRITER, `SELECT line, raw FROM late_${source}_skip_rejects`);
+      assert.deepEqual([Number(r!['line']), r!['raw']], [30_002, '30001,x']);
+    }
+
+    // "é" (2 bytes) placed so that the 4 MiB read boundary falls between its bytes
+    const header = b('id,name,age\n');
+    const filler = 'x'.repeat(80);
+    const lines: string[] = [];
+    let size = header.length;
+    let id = 0;
+    while (size < 4 * 1024 * 1024 - 200) {
+      const line = `${++id},${filler},1\n`;
+      lines.push(line);
+      size += line.length;
+    }
+    const before = `${++id},`;
+    const pad = 4 * 1024 * 1024 - size - before.length - 1; // the é's first byte is the chunk's last
+    lines.push(`${before}${'y'.repeat(pad)}é,2\n`);
+    for (let k = 0; k < 100; k++) lines.push(`${++id},z,3\n`);
+    const big = Buffer.concat([header, b(lines.join(''))]);
+    assert.equal(big[4 * 1024 * 1024 - 1], 0xc3, 'the é straddles the boundary');
+    const job = await ingest({ name: 'big', filename: 'big.csv', bytes: big, strict: [], skip: { ids: [], rejected: [] } }, 'big_utf8', 'upload', undefined);
+    assert.equal(job.state, 'completed', job.failed_reason);
+    assert.equal(job.result.rows, id);
+    const [e] = await rows(WRITER, `SELECT count(*)::INT AS n FROM big_utf8 WHERE name LIKE '%é'`);
+    assert.equal(e!['n'], 1);
+  });
+
   it('a header-only CSV becomes an empty dataset with the header as its schema', async () => {
     for (const source of ['upload', 'inbox'] as const) {
       const dataset = `header_only_${source}`;
