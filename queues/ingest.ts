@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { describeClaim } from '../shared/inbox/inbox.ts';
 import { FILE_FORMATS } from '../shared/ingest/formats/file-format.ts';
+import { REJECTS_SUFFIX } from '../shared/ingest/rejects.ts';
 import { redactDsn } from '../shared/redact.ts';
 import { BadRequestError, ForbiddenError } from '../shared/errors.ts';
 import { entityName } from '../shared/storage/names.ts';
@@ -78,7 +79,17 @@ const common = {
   format: z.enum(['auto', ...FILE_FORMATS]).default('auto').describe('file sources: detected from content and name unless given'),
   split_markdown: z.boolean().default(false).describe('markdown: one row per heading section'),
   bucket: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/).optional().describe('storage bucket of a new dataset (default primary)'),
+  on_error: z
+    .enum(['fail', 'skip'])
+    .default('fail')
+    .describe(
+      'CSV/TSV records that do not fit the header (field count, unterminated quote, NUL byte, not UTF-8): fail fails the job naming the first bad lines; ' +
+        'skip loads the good rows, reports rejected_rows and appends the bad lines (line, error, raw) to the dataset <dataset>_rejects (at most LAKEHOUSE_INGEST_MAX_REJECTS)',
+    ),
 };
+
+/** A dataset name that leaves room for {@link REJECTS_SUFFIX} within the 63 characters of a name. */
+const REJECTS_NAME_MAX = 63 - REJECTS_SUFFIX.length;
 
 /** What a missing or unknown `source` is told: the kinds there are and an example of each (not zod's "Invalid input"). */
 export const SOURCE_EXPECTED =
@@ -104,12 +115,17 @@ export const ingestResult = z.object({
   part: z.string().nullable(),
   duplicate: z.boolean().describe('the same bytes were already in the dataset: nothing was added'),
   fingerprint: z.string(),
+  rejected_rows: z.number().int().describe('CSV/TSV records left out by on_error=skip (0 otherwise)'),
+  rejects_dataset: z.string().nullable().describe('the dataset holding the left-out records (line, error, raw), when there were any'),
 });
 
 type IngestRequest = z.output<typeof ingestRequest>;
 
 /** Checks names against the server's configuration and moves a posted DSN into a sealed secret. */
 export async function sealIngest(request: IngestRequest, ctx: SealContext): Promise<z.input<typeof ingestPayload>> {
+  if (request.on_error === 'skip' && request.dataset.length > REJECTS_NAME_MAX) {
+    throw new BadRequestError(`on_error=skip keeps bad lines in ${REJECTS_SUFFIX.slice(1)} dataset "<dataset>${REJECTS_SUFFIX}": the dataset name may have at most ${REJECTS_NAME_MAX} characters`);
+  }
   if (request.bucket !== undefined && !ctx.buckets.includes(request.bucket)) {
     throw new BadRequestError(`unknown bucket ${JSON.stringify(request.bucket)}; buckets: ${ctx.buckets.join(', ')}`);
   }

@@ -44,6 +44,7 @@ export const configSchema = z.object({
   LAKEHOUSE_API_KEYS: apiKeys,
   LAKEHOUSE_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_{}:-]+$/, 'letters, digits, _ - : { }').default('lakehouse'),
   LAKEHOUSE_UPLOAD_MAX_BYTES: int(512 * MiB, 1),
+  LAKEHOUSE_INGEST_MAX_REJECTS: int(10_000, 0),
   LAKEHOUSE_QUERY_TIMEOUT_MS: int(30_000, 1),
   LAKEHOUSE_QUERY_MAX_ROWS: int(10_000, 1),
   LAKEHOUSE_QUERY_MAX_RESULT_MB: int(32, 1),
@@ -120,6 +121,8 @@ export interface Config {
   apiKeys: { key: string; role: Role }[];
   queuePrefix: string;
   uploadMaxBytes: number;
+  /** Most bad CSV/TSV records an `on_error: "skip"` ingest may leave out before it fails instead. */
+  ingestMaxRejects: number;
   queryTimeoutMs: number;
   queryMaxRows: number;
   /** Bytes of JSON one query result may carry; rows beyond are cut off. */
@@ -264,6 +267,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: c.LAKEHOUSE_API_KEYS,
     queuePrefix: c.LAKEHOUSE_QUEUE_PREFIX,
     uploadMaxBytes: c.LAKEHOUSE_UPLOAD_MAX_BYTES,
+    ingestMaxRejects: c.LAKEHOUSE_INGEST_MAX_REJECTS,
     queryTimeoutMs: c.LAKEHOUSE_QUERY_TIMEOUT_MS,
     queryMaxRows: c.LAKEHOUSE_QUERY_MAX_ROWS,
     queryMaxResultBytes: c.LAKEHOUSE_QUERY_MAX_RESULT_MB * MiB,

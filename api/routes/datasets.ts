@@ -61,6 +61,10 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
         format: z.enum(['auto', ...FILE_FORMATS]).default('auto'),
         filename: z.string().max(255).optional().describe('original file name: helps format detection and lineage'),
         split_markdown: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+        on_error: z
+          .enum(['fail', 'skip'])
+          .default('fail')
+          .describe('CSV/TSV bad records: fail the job naming the first bad lines, or skip them into the dataset <name>_rejects (see the ingest job)'),
         bucket: z.string().optional(),
         jobId: jobIdSchema.optional(),
       }),
@@ -76,7 +80,7 @@ export function datasetRoutes(table: RouteTable, deps: ApiDeps): void {
       const job = await deps.producer
         .add('ingest', {
           payload: {
-            dataset: params.name, mode: query.mode, format: query.format, split_markdown: query.split_markdown,
+            dataset: params.name, mode: query.mode, format: query.format, split_markdown: query.split_markdown, on_error: query.on_error,
             ...(query.bucket ? { bucket: query.bucket } : {}),
             source: { kind: 'upload', path: staged.relative, bytes: staged.bytes, ...(query.filename ? { filename: query.filename } : {}) },
           },

@@ -17,6 +17,7 @@ export const PAYLOAD: z.output<typeof ingestPayload> = {
   mode: 'append',
   format: 'csv',
   split_markdown: false,
+  on_error: 'fail',
 };
 
 export const noop = async (): Promise<void> => {};

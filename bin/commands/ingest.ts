@@ -23,6 +23,8 @@ Options:
   --mode MODE         replace the dataset's rows, or append to them (default: append)
   --format FORMAT     csv, tsv, json, ndjson, parquet, text, markdown or pdf (default: detected)
   --bucket NAME       storage bucket of a new dataset (default: primary)
+  --on-error MODE     CSV/TSV bad records: fail the job naming them (default), or skip them
+                      into the dataset NAME_rejects (the result says how many)
   -w, --wait          follow the job until it completes or fails
 ${CLIENT_USAGE}
   -h, --help          this text
@@ -32,13 +34,17 @@ export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('ingest', {
     args,
     allowPositionals: true,
-    options: { dataset: { type: 'string', short: 'd' }, mode: { type: 'string' }, format: { type: 'string' }, bucket: { type: 'string' }, wait: { type: 'boolean', short: 'w' }, ...CLIENT_OPTIONS },
+    options: { dataset: { type: 'string', short: 'd' }, mode: { type: 'string' }, format: { type: 'string' }, bucket: { type: 'string' }, 'on-error': { type: 'string' }, wait: { type: 'boolean', short: 'w' }, ...CLIENT_OPTIONS },
   });
   const [file, ...extra] = positionals;
   if (file === undefined || extra.length > 0) throw new UsageError('give exactly one FILE', 'ingest');
   if (values.dataset === undefined) throw new UsageError('--dataset is required', 'ingest');
   if (values.mode !== undefined && values.mode !== 'replace' && values.mode !== 'append') {
     throw new UsageError(`--mode expects replace or append, got ${JSON.stringify(values.mode)}`, 'ingest');
+  }
+  const onError = values['on-error'];
+  if (onError !== undefined && onError !== 'fail' && onError !== 'skip') {
+    throw new UsageError(`--on-error expects fail or skip, got ${JSON.stringify(onError)}`, 'ingest');
   }
   const size = await fileSize(file);
   const client = new ApiClient(await resolveClientConfig(values, 'ingest'));
@@ -49,6 +55,7 @@ export async function run(args: string[]): Promise<number> {
     ...(values.mode ? { mode: values.mode } : {}),
     ...(values.format ? { format: values.format } : {}),
     ...(values.bucket ? { bucket: values.bucket } : {}),
+    ...(onError ? { on_error: onError } : {}),
   });
   const res = await client.fetch(`/datasets/${encodeURIComponent(values.dataset)}/upload?${query}`, {
     method: 'POST',

@@ -16,11 +16,18 @@ import type { ProgressFn } from '../progress.ts';
 import type { Bucket, Buckets } from '../storage/buckets.ts';
 import { knownFingerprint } from './fingerprint.ts';
 import { detectFormat, type FileFormat } from './formats/file-format.ts';
-import { fileToParquet } from './formats/to-parquet.ts';
+import { fileToParquet, type OnError, type Rejects } from './formats/to-parquet.ts';
+import { commitRejects, REJECTS_SUFFIX } from './rejects.ts';
 import { dbToParquet, type DbSourceSpec } from './sources/db-source.ts';
 
 export type ResolvedSource =
-  | { kind: 'upload' | 'inbox'; file: string; filename?: string; format: FileFormat | 'auto'; splitMarkdown?: boolean }
+  | {
+      kind: 'upload' | 'inbox'; file: string; filename?: string; format: FileFormat | 'auto'; splitMarkdown?: boolean;
+      /** CSV/TSV bad records: fail (default) or skip into `<dataset>_rejects` (rejects.ts). */
+      onError?: OnError;
+      /** With skip: more bad records than this fail the job. @defaultValue DEFAULT_MAX_REJECTS */
+      maxRejects?: number;
+    }
   | { kind: 'postgres' | 'mysql'; spec: DbSourceSpec; dsnRedacted: string };
 
 export interface IngestRequest {
@@ -33,6 +40,11 @@ export interface IngestRequest {
   jobId: string;
   source: ResolvedSource;
   progress: ProgressFn;
+  /**
+   * The lock of `<dataset>_rejects`, taken when skipped records are committed there.
+   * @defaultValue `lockKey` + `_rejects` (the dataset lock key ends with the dataset's name)
+   */
+  rejectsLockKey?: string;
 }
 
 export interface IngestResult {
@@ -45,6 +57,10 @@ export interface IngestResult {
   part: string | null;
   duplicate: boolean;
   fingerprint: string;
+  /** Records left out by `on_error: "skip"`. */
+  rejected_rows: number;
+  /** Where they are, when there are any. */
+  rejects_dataset: string | null;
 }
 
 interface Converted {
@@ -54,6 +70,7 @@ interface Converted {
   fingerprint: string;
   lineage: Record<string, unknown>;
   incremental?: Manifest['incremental'];
+  rejects?: Rejects;
 }
 
 export async function ingestSource(req: IngestRequest): Promise<IngestResult> {
@@ -89,10 +106,23 @@ async function convertAndCommit(req: IngestRequest, bucket: Bucket, before: Mani
     ? await fromDatabase(req.source, target, before, req.progress)
     : await fromFile(req.source, target, before, req.mode, req.progress);
   if ('duplicate' in converted) return duplicateResult(req, bucket, before, converted.fingerprint);
+  if (converted.rejects && converted.rejects.count > 0) {
+    // Before the good rows: a retry after this finds its rejects committed and adds them once.
+    const rejectsDataset = await commitRejects({
+      buckets: req.buckets, redis: req.redis, lockKey: req.rejectsLockKey ?? req.lockKey + REJECTS_SUFFIX, dataset: req.dataset, bucket: bucket.name,
+      jobId: req.jobId, filename: String(converted.lineage['filename'] ?? ''), fingerprint: converted.fingerprint, records: converted.rejects.records,
+      lineage: { ...converted.lineage, host: os.hostname(), rejects_of: req.dataset },
+    });
+    converted.lineage = { ...converted.lineage, rejected_rows: converted.rejects.count, rejects_dataset: rejectsDataset };
+  }
   if (converted.rows === 0 && req.mode === 'append' && before && before.parts.length > 0) {
     await fs.rm(target, { force: true }); // nothing new (an incremental run with no new rows): no empty part
     await req.progress(1, { rows: 0 });
-    return { ...duplicateResult(req, bucket, before, converted.fingerprint), duplicate: false };
+    const rejects = converted.lineage['rejects_dataset'];
+    return {
+      ...duplicateResult(req, bucket, before, converted.fingerprint), duplicate: false,
+      rejected_rows: converted.rejects?.count ?? 0, rejects_dataset: typeof rejects === 'string' ? rejects : null,
+    };
   }
 
   await req.progress(0.92, { rows: converted.rows, phase: 'pii scan' });
@@ -134,6 +164,7 @@ async function fromFile(
   const docId = path.basename(filename, path.extname(filename));
   const out = await fileToParquet(source.file, target, {
     format, docId, path: filename, splitMarkdown: source.splitMarkdown ?? false,
+    ...(source.onError ? { onError: source.onError } : {}), ...(source.maxRejects !== undefined ? { maxRejects: source.maxRejects } : {}),
     progress: (f, detail) => progress(0.05 + f * 0.85, { phase: 'convert', ...detail }),
   });
   return { ...out, fingerprint, lineage: { kind: source.kind, format, filename } };
@@ -164,12 +195,17 @@ function result(req: IngestRequest, bucket: Bucket, m: Manifest, part: Part, dup
   return {
     dataset: req.dataset, bucket: bucket.name, rows: part.rows, bytes: part.bytes, version: m.version,
     dataset_rows: m.rows, part: part.file, duplicate, fingerprint: part.fingerprint,
+    rejected_rows: typeof part.lineage['rejected_rows'] === 'number' ? part.lineage['rejected_rows'] : 0,
+    rejects_dataset: typeof part.lineage['rejects_dataset'] === 'string' ? part.lineage['rejects_dataset'] : null,
   };
 }
 
 /** A retried job whose commit a later replace has since superseded: it did its work; report, don't redo. */
 function supersededResult(req: IngestRequest, bucket: Bucket, m: Manifest): IngestResult {
-  return { dataset: req.dataset, bucket: bucket.name, rows: 0, bytes: 0, version: m.version, dataset_rows: m.rows, part: null, duplicate: false, fingerprint: '' };
+  return {
+    dataset: req.dataset, bucket: bucket.name, rows: 0, bytes: 0, version: m.version, dataset_rows: m.rows, part: null, duplicate: false, fingerprint: '',
+    rejected_rows: 0, rejects_dataset: null,
+  };
 }
 
 /**
@@ -186,6 +222,6 @@ async function removeStaleTemps(target: string): Promise<void> {
 function duplicateResult(req: IngestRequest, bucket: Bucket, m: Manifest | undefined, fingerprint: string): IngestResult {
   return {
     dataset: req.dataset, bucket: bucket.name, rows: 0, bytes: 0, version: m?.version ?? 0,
-    dataset_rows: m?.rows ?? 0, part: null, duplicate: true, fingerprint,
+    dataset_rows: m?.rows ?? 0, part: null, duplicate: true, fingerprint, rejected_rows: 0, rejects_dataset: null,
   };
 }

@@ -189,7 +189,7 @@ test('bad configuration and bad arguments exit 2 with a message, not a stack', {
   assert.match(badPort.stderr, /^\s*PORT: /m, 'the message names PORT');
   assert.doesNotMatch(badPort.stderr, /^\s+at /m, 'no stack trace');
 
-  for (const args of [['frobnicate'], ['query', '--bogus', 'SELECT 1'], ['worker', '--queues', 'nope'], ['jobs', '--limit', 'many']]) {
+  for (const args of [['frobnicate'], ['query', '--bogus', 'SELECT 1'], ['worker', '--queues', 'nope'], ['jobs', '--limit', 'many'], ['ingest', 'x.csv', '-d', 'x', '--on-error', 'ignore']]) {
     const run = await sb.run(args);
     assert.equal(run.code, 2, `lakehouse ${args.join(' ')}: ${run.stderr}`);
     assert.match(run.stderr, /Run `lakehouse .*--help` for usage/);
@@ -197,4 +197,5 @@ test('bad configuration and bad arguments exit 2 with a message, not a stack', {
   const help = await sb.run(['ingest', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: lakehouse ingest FILE --dataset NAME/);
+  assert.match(help.stdout, /--on-error MODE/);
 });

@@ -67,8 +67,8 @@ async function convert(
 }
 
 /** Converting fails with a one-line BadRequestError matching `pattern` and leaves no file behind. */
-async function rejects(c: Case, format: FileFormat, pattern: RegExp): Promise<void> {
-  await assert.rejects(convert(c, format), (err: unknown) => {
+async function rejects(c: Case, format: FileFormat, pattern: RegExp, extra: Partial<FileToParquetOptions> = {}): Promise<void> {
+  await assert.rejects(convert(c, format, extra), (err: unknown) => {
     assert.ok(err instanceof BadRequestError, `expected a BadRequestError, got ${String(err)}`);
     assert.match(err.message, pattern);
     assert.doesNotMatch(err.message, /\n/, 'one line, no stack');
@@ -482,5 +482,45 @@ describe('formats: detection', () => {
       const c = await input(file, content);
       assert.equal(await detectFormat(c.file, name), expected, `${file} as ${name ?? '(no name)'}`);
     }
+  });
+});
+
+describe('formats: malformed CSV (csv-check.ts)', () => {
+  it('a CSV with a header row and some broken rows is detected as CSV without a name; prose with commas stays text', async () => {
+    const cases: [string, string, FileFormat][] = [
+      ['ragged', 'id,name,age\n1,a,30\n2,b\n3,c,32\n4,d,33,x\n5,e,34\n', 'csv'],
+      ['ragged-semi', 'id;name;age\n1;a;30\n2;b\n3;c;32\n', 'csv'],
+      ['unterminated', 'id,name,age\n1,a,30\n2,b,31\n3,"c,32\n4,d,33\n', 'csv'],
+      ['prose', 'Hello, world. This is prose, with commas.\nAnother line, here.\nAnd, a, third, one.\nLast.\n', 'text'],
+      ['list', 'apples, pears\nplums\ncherries, figs, dates\nkiwis\n', 'text'],
+    ];
+    for (const [file, content, expected] of cases) {
+      const c = await input(file, content);
+      assert.equal(await detectFormat(c.file), expected, file);
+    }
+  });
+
+  it('a NUL byte in a file named .csv is a bad record (named by line), not "binary data"', async () => {
+    const c = await input('nul.csv', 'id,name\n1,a\n2,b\0c\n3,d\n');
+    assert.equal(await detectFormat(c.file, 'nul.csv'), 'csv');
+    await rejects(c, 'csv', /could not read nul\.csv as csv: 1 bad record — line 3: contains a NUL byte/);
+    const { out } = await convert(c, 'csv', { onError: 'skip' });
+    assert.equal(out.rows, 2);
+    assert.deepEqual(out.rejects, { count: 1, records: [{ line: 3, error: 'contains a NUL byte', raw: '2,b\\0c' }] });
+  });
+
+  it('line numbers count physical lines: a quoted newline moves the next record down; a TSV is checked by tabs', async () => {
+    const c = await input('multi.csv', 'id,note\n1,"two\nlines"\n2,ok\n3\n4,ok\n');
+    await rejects(c, 'csv', /line 5: 1 field where the header has 2/);
+    const t = await input('t.tsv', 'id\tname\n1\ta,b\n2\n');
+    await rejects(t, 'tsv', /line 3: 1 field where the header has 2/);
+  });
+
+  it('skip with more bad records than maxRejects fails; at most maxRejects passes with every one kept', async () => {
+    const c = await input('many.csv', 'a,b\n1,2\n3\n4\n5\n6,7\n');
+    await rejects(c, 'csv', /3 bad records, more than the 2 on_error=skip may leave out/, { onError: 'skip', maxRejects: 2 });
+    const { out } = await convert(c, 'csv', { onError: 'skip', maxRejects: 3 });
+    assert.equal(out.rows, 2);
+    assert.deepEqual(out.rejects?.records.map((r) => r.line), [3, 4, 5]);
   });
 });

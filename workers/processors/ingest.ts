@@ -5,6 +5,7 @@ import { ingestPayload, type ingestResult } from '../../queues/ingest.ts';
 import { claimedFile, describeClaim, settle } from '../../shared/inbox/inbox.ts';
 import { fingerprintFile } from '../../shared/ingest/fingerprint.ts';
 import { ingestSource, type ResolvedSource } from '../../shared/ingest/ingest-source.ts';
+import { rejectsDatasetName } from '../../shared/ingest/rejects.ts';
 import { redactDsn } from '../../shared/redact.ts';
 import { prepareReaderCopies } from '../../shared/sql/reader-copies.ts';
 import { markStale } from '../../shared/vectors/staleness.ts';
@@ -26,6 +27,7 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
       buckets: ctx.buckets,
       redis: ctx.redis,
       lockKey: datasetLockKey(ctx.config, payload.dataset),
+      rejectsLockKey: datasetLockKey(ctx.config, rejectsDatasetName(payload.dataset)),
       dataset: payload.dataset,
       ...(payload.bucket ? { bucket: payload.bucket } : {}),
       mode: payload.mode,
@@ -55,7 +57,7 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
 
 async function resolveSource(payload: Payload, ctx: WorkerContext): Promise<ResolvedSource> {
   const primary = ctx.buckets.primary;
-  const file = { format: payload.format, splitMarkdown: payload.split_markdown };
+  const file = { format: payload.format, splitMarkdown: payload.split_markdown, onError: payload.on_error, maxRejects: ctx.config.ingestMaxRejects };
   const src = payload.source;
   switch (src.kind) {
     case 'upload':

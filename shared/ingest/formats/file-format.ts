@@ -46,7 +46,8 @@ export async function detectFormat(file: string, originalName?: string): Promise
   const byName = BY_EXTENSION[path.extname(name).toLowerCase()];
   if (byName === 'parquet') throw unreadable('is named .parquet but does not start with PAR1');
   if (byName === 'pdf') throw unreadable('is named .pdf but has no %PDF- header');
-  const text = readableText(head, unreadable);
+  // A NUL in a file named .csv/.tsv is a broken record, which the CSV check names by line.
+  const text = readableText(head, unreadable, byName === 'csv' || byName === 'tsv');
   if (isBlank(head)) throw unreadable('is empty');
   return jsonShape(text, head.complete) ?? byName ?? looseJson(text) ?? delimitedShape(text, head.complete) ?? 'text';
 }
@@ -58,10 +59,10 @@ function formatFromMagic(bytes: Buffer): FileFormat | undefined {
 }
 
 /** The head as text, or a clear refusal for binary data and UTF-16. */
-function readableText(head: SourceHead, unreadable: (why: string) => BadRequestError): string {
+function readableText(head: SourceHead, unreadable: (why: string) => BadRequestError, nulIsControl = false): string {
   const lead = head.bytes.subarray(0, 2).toString('hex');
   if (lead === 'fffe' || lead === 'feff') throw unreadable('is UTF-16 text; convert it to UTF-8');
-  if (head.bytes.includes(0)) throw unreadable('is binary data');
+  if (!nulIsControl && head.bytes.includes(0)) throw unreadable('is binary data');
   const text = headText(head.bytes);
   let controls = 0;
   let undecodable = 0;
@@ -119,19 +120,32 @@ function isJsonObject(text: string): boolean {
 
 /**
  * CSV or TSV when some delimiter splits every sampled record (at least two) into the same number
- * (at least two) of fields, quotes respected. Prefers the delimiter giving the most fields.
+ * (at least two) of fields, quotes respected — or when the first line is a header row (every
+ * field a column name) and at least half of the sampled records have its field count: a CSV with
+ * some broken rows is still a CSV, and the CSV check then names those rows (csv-check.ts) instead
+ * of the whole file turning into one text document. Prefers the delimiter giving the most fields.
  */
 function delimitedShape(text: string, complete: boolean): FileFormat | undefined {
   let best: { delimiter: string; fields: number } | undefined;
   for (const delimiter of DELIMITERS) {
     const counts = fieldCounts(text, delimiter, complete);
     const fields = counts[0] ?? 0;
-    if (counts.length >= 2 && fields >= 2 && counts.every((c) => c === fields) && fields > (best?.fields ?? 0)) {
-      best = { delimiter, fields };
-    }
+    if (counts.length < 2 || fields < 2 || fields <= (best?.fields ?? 0)) continue;
+    const consistent = counts.every((c) => c === fields);
+    const matching = counts.filter((c) => c === fields).length;
+    if (consistent || (matching >= 2 && matching * 2 >= counts.length && isHeaderRow(text, delimiter))) best = { delimiter, fields };
   }
   if (!best) return undefined;
   return best.delimiter === '\t' ? 'tsv' : 'csv';
+}
+
+/** A column name as header rows have them: a word, no sentence (`id`, `unit_price`, `"Order ID"`). */
+const HEADER_CELL = /^\s*(?:"[^"\n]{1,64}"|[\p{L}_][\p{L}\p{N}_.\-]{0,63})\s*$/u;
+
+function isHeaderRow(text: string, delimiter: string): boolean {
+  const first = text.split('\n', 1)[0]!.replace(/\r$/, '');
+  const cells = first.split(delimiter);
+  return cells.length >= 2 && cells.every((c) => HEADER_CELL.test(c));
 }
 
 /** Fields per record of the first {@link SNIFF_RECORDS} complete records, RFC 4180 quoting. */

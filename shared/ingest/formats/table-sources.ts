@@ -30,11 +30,11 @@ export interface ReadTweaks {
 export const LONG_LINE_BYTES = 64 * 1024 * 1024;
 
 /** A SELECT over `file`. `head` is needed for JSON, whose top level decides the reader. */
-export function tableRelation(file: string, format: TableFormat, head: SourceHead, tweaks: ReadTweaks): string {
+export function tableRelation(file: string, format: TableFormat, head: SourceHead, tweaks: ReadTweaks, delimiter?: string): string {
   switch (format) {
     case 'csv':
     case 'tsv':
-      return `SELECT * FROM read_csv(${sqlString(file)}, ${csvOptions(format, tweaks).join(', ')})`;
+      return `SELECT * FROM read_csv(${sqlString(file)}, ${csvOptions(format, tweaks, delimiter).join(', ')})`;
     case 'json':
     case 'ndjson':
       // The whole file is sampled so that keys first seen late (or only in some records) still
@@ -45,11 +45,14 @@ export function tableRelation(file: string, format: TableFormat, head: SourceHea
   }
 }
 
-function csvOptions(format: 'csv' | 'tsv', tweaks: ReadTweaks): string[] {
+function csvOptions(format: 'csv' | 'tsv', tweaks: ReadTweaks, delimiter?: string): string[] {
   // A quoted empty field ("") is an empty string and an unquoted one NULL; DuckDB's default
   // makes both NULL.
   const options = ['auto_detect = true', 'allow_quoted_nulls = false'];
-  if (format === 'tsv') options.push(`delim = ${sqlString('\t')}`);
+  // The dialect the records are checked with (csv-check.ts): given, DuckDB's sniffer cannot fall
+  // back to reading a file with broken rows as one column; it fails, and the check names the rows.
+  if (delimiter !== undefined) options.push(`delim = ${sqlString(delimiter)}`, `quote = '"'`, `escape = '"'`, 'strict_mode = true');
+  else if (format === 'tsv') options.push(`delim = ${sqlString('\t')}`);
   if (tweaks.sampleAll) options.push('sample_size = -1');
   if (tweaks.longLines) options.push(`max_line_size = ${LONG_LINE_BYTES}`);
   return options;
