@@ -1,7 +1,7 @@
 import type { Job, JobState } from 'bullmq';
 import { z } from 'zod';
 import type { Role } from '../shared/config.ts';
-import { progressNumber, type JobProgressMeta } from '../queues/job-progress-store.ts';
+import { metaOf, progressNumber, type JobProgressMeta } from '../queues/job-progress-store.ts';
 
 export const jobStates = ['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children'] as const;
 
@@ -37,8 +37,9 @@ const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undef
  * message can quote values of the rows it choked on, so readers get neither: only that the job
  * failed and the error's class name.
  */
-export function jobView(job: Job, state: JobState | 'unknown' | string, role: Role, meta: JobProgressMeta = {}): JobView {
+export function jobView(job: Job, state: JobState | 'unknown' | string, role: Role, stored?: JobProgressMeta): JobView {
   const full = role !== 'reader';
+  const meta = metaOf(stored, job.timestamp);
   const started = Math.min(meta.firstStartedAt ?? Infinity, job.processedOn ?? Infinity);
   const startedAt = Number.isFinite(started) ? started : undefined;
   return {

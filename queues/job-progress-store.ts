@@ -22,18 +22,26 @@ export interface JobProgressMeta {
   detail?: ProgressDetail;
   /** When the job first started (ms), kept for jobs that park and resume (flow parents). */
   firstStartedAt?: number;
+  /** The creation time of the job this was written for: a later job reusing the id is not it. */
+  jobCreatedAt?: number;
+}
+
+/** The meta if it belongs to this job (not to an earlier, removed job with the same id). */
+export function metaOf(meta: JobProgressMeta | undefined, jobCreatedAt: number): JobProgressMeta {
+  return meta && meta.jobCreatedAt === jobCreatedAt ? meta : {};
 }
 
 /** As long as the longest-kept job (failed jobs, queues/default-job-options.ts), so a view never outlives its detail. */
 export const PROGRESS_DETAIL_TTL_MS = DEFAULT_JOB_OPTIONS.removeOnFail.age * 1000;
 
 const KEY_RE = /^[a-z][a-z0-9_]{0,40}$/;
-const PHASE_RE = /^[a-z][a-z0-9 _-]{0,40}$/;
+/** The phases our processors name (shared/ingest/ingest-source.ts, workers/…); any other string is dropped. */
+export const PROGRESS_PHASES = new Set(['fingerprint', 'convert', 'fetch', 'pii scan', 'chunking', 'embedding', 'index build', 'index update', 'trials', 'done']);
 const MAX_FIELDS = 16;
 
 /**
- * Only finite numbers under snake_case names and a short lower-case `phase`: whatever a domain
- * function passes, the detail cannot carry a value of the data (readers see it).
+ * Only finite numbers under snake_case names and a `phase` from {@link PROGRESS_PHASES}: whatever a
+ * domain function passes, the detail cannot carry a value of the data (readers see it).
  */
 export function cleanDetail(detail: Record<string, unknown>): ProgressDetail {
   const out: ProgressDetail = {};
@@ -41,7 +49,7 @@ export function cleanDetail(detail: Record<string, unknown>): ProgressDetail {
     if (Object.keys(out).length >= MAX_FIELDS) break;
     if (!KEY_RE.test(k)) continue;
     if (typeof v === 'number' && Number.isFinite(v)) out[k] = v;
-    else if (k === 'phase' && typeof v === 'string' && PHASE_RE.test(v)) out[k] = v;
+    else if (k === 'phase' && typeof v === 'string' && PROGRESS_PHASES.has(v)) out[k] = v;
   }
   return out;
 }
@@ -62,6 +70,14 @@ export function progressNumber(progress: unknown, state?: string): number {
   return typeof percent === 'number' ? clampPercent(percent) : 0;
 }
 
+/** What the store needs of a job. */
+export interface JobRef {
+  queueName: string;
+  id?: string | undefined;
+  /** BullMQ's creation time (ms). */
+  timestamp: number;
+}
+
 export class JobProgressStore {
   constructor(
     private readonly redis: Redis,
@@ -72,15 +88,28 @@ export class JobProgressStore {
     return `${this.prefix}:job-progress:${queue}:${id}`;
   }
 
-  async writeDetail(queue: string, id: string, detail: Record<string, unknown>): Promise<void> {
-    const key = this.key(queue, id);
+  async writeDetail(job: JobRef, detail: Record<string, unknown>): Promise<void> {
+    const key = this.key(job.queueName, job.id!);
+    await this.claim(key, job.timestamp);
     await this.redis.multi().hset(key, 'detail', JSON.stringify(cleanDetail(detail))).pexpire(key, PROGRESS_DETAIL_TTL_MS).exec();
   }
 
   /** Keeps the first start of a job that will park and resume; later calls change nothing. */
-  async recordFirstStart(queue: string, id: string, startedAt: number): Promise<void> {
-    const key = this.key(queue, id);
+  async recordFirstStart(job: JobRef, startedAt: number): Promise<void> {
+    const key = this.key(job.queueName, job.id!);
+    await this.claim(key, job.timestamp);
     await this.redis.multi().hsetnx(key, 'first_started_at', String(startedAt)).pexpire(key, PROGRESS_DETAIL_TTL_MS).exec();
+  }
+
+  /** A hash left by an earlier job with the same id (removed, then the id reused) is dropped first. */
+  private async claim(key: string, jobCreatedAt: number): Promise<void> {
+    const owner = await this.redis.hget(key, 'job_created_at');
+    if (owner === String(jobCreatedAt)) return;
+    await this.redis.multi().del(key).hset(key, 'job_created_at', String(jobCreatedAt)).exec();
+  }
+
+  async remove(queue: string, id: string): Promise<void> {
+    await this.redis.del(this.key(queue, id));
   }
 
   async read(queue: string, id: string): Promise<JobProgressMeta> {
@@ -91,13 +120,14 @@ export class JobProgressStore {
     const out = new Map<string, JobProgressMeta>();
     if (ids.length === 0) return out;
     const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hmget(this.key(queue, id), 'detail', 'first_started_at');
+    for (const id of ids) pipe.hmget(this.key(queue, id), 'detail', 'first_started_at', 'job_created_at');
     const replies = (await pipe.exec()) ?? [];
     ids.forEach((id, i) => {
       const [err, value] = replies[i] ?? [];
       if (err || !Array.isArray(value)) return;
-      const [detail, first] = value as (string | null)[];
+      const [detail, first, created] = value as (string | null)[];
       const meta: JobProgressMeta = {};
+      if (created && Number.isFinite(Number(created))) meta.jobCreatedAt = Number(created);
       if (detail) meta.detail = cleanDetail(parseObject(detail));
       if (first && Number.isFinite(Number(first))) meta.firstStartedAt = Number(first);
       out.set(id, meta);

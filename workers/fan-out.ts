@@ -28,7 +28,7 @@ export async function fanOut(
   parent: Job, token: string, store: JobProgressStore, queue: Queue, name: string,
   children: { key: string; data: unknown }[], onChildFailure: 'fail-parent' | 'ignore',
 ): Promise<void> {
-  await store.recordFirstStart(parent.queueName, parent.id!, parent.processedOn ?? Date.now());
+  await store.recordFirstStart(parent, parent.processedOn ?? Date.now());
   // 'ignore': the parent resumes whatever happens to a child and decides itself
   await queue.addBulk(
     children.map((c) => ({

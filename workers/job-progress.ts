@@ -13,7 +13,7 @@ export function progressStore(ctx: Pick<WorkerContext, 'redis' | 'config'>): Job
  * then the number 0–100 as BullMQ's progress, which Bull Board draws as a bar.
  */
 export async function setProgress(store: JobProgressStore, job: Job, percent: number, detail: ProgressDetail): Promise<void> {
-  await store.writeDetail(job.queueName, job.id!, detail);
+  await store.writeDetail(job, detail);
   await job.updateProgress(clampPercent(percent));
 }
 
@@ -38,7 +38,7 @@ export function jobProgress(job: Job, store: JobProgressStore, minIntervalMs = 2
     const eta = f > 0 && f < 1 && elapsed > 0 ? { eta_s: Math.round((elapsed * (1 - f)) / f) } : {};
     const full = cleanDetail({ ...detail, ...eta });
     await setProgress(store, job, f * 100, full);
-    if (phaseChanged && typeof detail['phase'] === 'string') await job.log(`${detail['phase']}: ${describe(f, full)}`);
+    if (phaseChanged && typeof full['phase'] === 'string') await job.log(`${full['phase']}: ${describe(f, full)}`);
   };
 }
 

@@ -198,6 +198,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
       const state = await job.getState();
       if (state === 'active') throw new ConflictError(`job ${params.id} is running; wait for it to finish or fail`);
       await job.remove();
+      await progressStore(deps).remove(params.queue, params.id);
       ctx.status = 204;
     },
   );

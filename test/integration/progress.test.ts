@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { Queue, QueueEvents } from 'bullmq';
 import { startApi, type RunningApi } from '../../api/server.ts';
 import { render } from '../../bin/commands/autotune.ts';
+import { JobProgressStore, metaOf, PROGRESS_PHASES } from '../../queues/job-progress-store.ts';
 import { loadConfig } from '../../shared/config.ts';
 import { CliProcess } from '../helpers/cli-process.ts';
 import { csvText, testEnv, waitFor, type CsvValue, type TestEnv } from '../helpers/env.ts';
@@ -59,7 +60,7 @@ async function recordProgress(queue: string, id: () => string): Promise<{ values
 function assertCleanDetail(detail: Record<string, unknown>, what: string): void {
   for (const [k, v] of Object.entries(detail)) {
     assert.match(k, /^[a-z][a-z0-9_]*$/, `${what}: key ${k}`);
-    if (k === 'phase') assert.match(String(v), /^[a-z][a-z0-9 _-]*$/, `${what}: phase ${String(v)}`);
+    if (k === 'phase') assert.ok(PROGRESS_PHASES.has(String(v)), `${what}: phase ${String(v)}`);
     else assert.equal(typeof v, 'number', `${what}: ${k}=${JSON.stringify(v)} is a number`);
   }
   assert.ok(!JSON.stringify(detail).includes('secret'), `${what}: no text of the rows`);
@@ -230,6 +231,22 @@ describe('job progress: a number for Bull Board, the detail beside it', { timeou
     assert.match(row(id) ?? '', /\bcompleted\b.*\b100%/, jobs.stdout);
     assert.match(row(bad.id) ?? '', /\bfailed\b/, jobs.stdout);
     assert.match(jobs.stdout, /\d+ completed, \d+ failed|\d+ failed/, jobs.stdout);
+  });
+
+  it('a job reusing a removed job\'s id never shows that job\'s detail or first start; the detail holds no text of the data', async () => {
+    const store = new JobProgressStore(env.redis, env.prefix);
+    const old = { queueName: 'ingest', id: 'reused-id', timestamp: 1_000 };
+    await store.recordFirstStart(old, 1_500);
+    await store.writeDetail(old, { phase: 'convert', rows_done: 5, note: 'Ada Lovelace, 36', phase_text: 'x', 'Bad-Key': 3, amount: Number.NaN });
+    const seen = await store.read('ingest', 'reused-id');
+    assert.deepEqual(metaOf(seen, 1_000), { detail: { phase: 'convert', rows_done: 5 }, firstStartedAt: 1_500, jobCreatedAt: 1_000 }, 'only counts and the phase are kept');
+    assert.deepEqual(metaOf(seen, 2_000), {}, 'a later job with the same id does not see it');
+    await store.writeDetail({ ...old, timestamp: 2_000 }, { phase: 'fetch', rows: 1 });
+    assert.deepEqual(metaOf(await store.read('ingest', 'reused-id'), 2_000), { detail: { phase: 'fetch', rows: 1 }, jobCreatedAt: 2_000 }, 'the new job starts a fresh hash');
+    for (const phase of ['Ada Lovelace', 'ada lovelace', 'convert; DROP', 'convert ', 'x'.repeat(60), 'süß', '']) {
+      await store.writeDetail({ ...old, timestamp: 2_000 }, { phase, rows: 1 });
+      assert.deepEqual((await store.read('ingest', 'reused-id')).detail, { rows: 1 }, `phase ${JSON.stringify(phase)} is not a phase word`);
+    }
   });
 
   it('the autotune table heads its last column', () => {
