@@ -1,6 +1,7 @@
 import type { Job, JobState } from 'bullmq';
 import { z } from 'zod';
 import type { Role } from '../shared/config.ts';
+import { metaOf, progressNumber, type JobProgressMeta } from '../queues/job-progress-store.ts';
 
 export const jobStates = ['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children'] as const;
 
@@ -8,7 +9,11 @@ export const jobViewSchema = z.object({
   id: z.string(),
   queue: z.string(),
   state: z.string(),
-  progress: z.unknown(),
+  progress: z.number().min(0).max(100).describe('percent done, 0–100 (100 once completed); the number Bull Board draws'),
+  progress_detail: z
+    .record(z.string(), z.union([z.number(), z.string()]))
+    .optional()
+    .describe('what the job last reported beside its percent: phase, counts, rates (…_per_s), eta_s; counts and rates only, never values of the data'),
   attempts: z.number().int().describe('attempts made so far'),
   max_attempts: z.number().int(),
   data: z.unknown().optional().describe('writers and admins only: the (sealed, redacted) payload'),
@@ -17,9 +22,10 @@ export const jobViewSchema = z.object({
   failed: z.literal(true).optional().describe('readers: the job failed (its reason is for writers and admins)'),
   error_class: z.string().optional().describe('readers: the kind of error, e.g. UnrecoverableError, without its message'),
   created_at: z.string(),
-  processed_at: z.string().optional(),
+  started_at: z.string().optional().describe('when the job first started; a flow parent keeps it across its resume after the children'),
+  processed_at: z.string().optional().describe('when the job last started (a flow parent: its resume)'),
   finished_at: z.string().optional(),
-  duration_ms: z.number().optional(),
+  duration_ms: z.number().optional().describe('finished_at − started_at'),
 });
 
 export type JobView = z.infer<typeof jobViewSchema>;
@@ -31,22 +37,27 @@ const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undef
  * message can quote values of the rows it choked on, so readers get neither: only that the job
  * failed and the error's class name.
  */
-export function jobView(job: Job, state: JobState | 'unknown' | string, role: Role): JobView {
+export function jobView(job: Job, state: JobState | 'unknown' | string, role: Role, stored?: JobProgressMeta): JobView {
   const full = role !== 'reader';
+  const meta = metaOf(stored, job.timestamp);
+  const started = Math.min(meta.firstStartedAt ?? Infinity, job.processedOn ?? Infinity);
+  const startedAt = Number.isFinite(started) ? started : undefined;
   return {
     id: job.id!,
     queue: job.queueName,
     state,
-    progress: job.progress,
+    progress: progressNumber(job.progress, state),
+    ...(meta.detail && Object.keys(meta.detail).length > 0 ? { progress_detail: meta.detail } : {}),
     attempts: job.attemptsMade,
     max_attempts: job.opts.attempts ?? 1,
     ...(full ? { data: job.data } : {}),
     ...(job.returnvalue !== null && job.returnvalue !== undefined ? { result: job.returnvalue } : {}),
     ...(job.failedReason ? (full ? { failed_reason: job.failedReason } : { failed: true as const, error_class: errorClass(job) }) : {}),
     created_at: iso(job.timestamp)!,
+    ...(startedAt ? { started_at: iso(startedAt) } : {}),
     ...(job.processedOn ? { processed_at: iso(job.processedOn) } : {}),
     ...(job.finishedOn ? { finished_at: iso(job.finishedOn) } : {}),
-    ...(job.finishedOn && job.processedOn ? { duration_ms: job.finishedOn - job.processedOn } : {}),
+    ...(job.finishedOn && startedAt ? { duration_ms: job.finishedOn - startedAt } : {}),
   };
 }
 

@@ -34,21 +34,22 @@ async function followOnce(client: ApiClient, job: Enqueued, bar: ProgressBar, pr
   for await (const { event, data } of readEvents(res.body)) {
     const body = JSON.parse(data) as Record<string, unknown>;
     if (event === 'state') {
-      const progress = percentOf(body['progress']);
-      if (progress !== undefined && progress.percent > 0) bar.update(progress.percent, progress.detail);
-      else bar.status(String(body['state']));
+      const state = String(body['state']);
+      const progress = percentOf(body['progress'], body['progress_detail']);
+      if (state !== 'completed' && state !== 'failed') bar.status(state);
+      if (progress !== undefined && progress.percent > 0 && state !== 'completed') bar.update(progress.percent, progress.detail);
     } else if (event === 'active') {
       bar.status('active');
     } else if (event === 'progress') {
-      const progress = percentOf(body);
+      const progress = percentOf(body['percent'], body['detail']);
       if (progress) bar.update(progress.percent, progress.detail);
     } else if (event === 'completed') {
       bar.update(100);
-      bar.finish();
+      bar.finish('completed');
       process.stdout.write(print(body['result']));
       return 0;
     } else if (event === 'failed') {
-      bar.finish();
+      bar.finish('failed');
       process.stderr.write(`${job.queue} job ${job.id} failed: ${String(body['reason'] ?? body['error_class'])}\n`);
       return 1;
     } else if (event === 'timeout') {
@@ -62,14 +63,10 @@ async function followOnce(client: ApiClient, job: Enqueued, bar: ProgressBar, pr
   );
 }
 
-/** Progress is `{percent, ...detail}` from our processors; a bare number from anything else. */
-function percentOf(progress: unknown): { percent: number; detail: Record<string, unknown> } | undefined {
-  if (typeof progress === 'number') return { percent: progress, detail: {} };
-  if (progress && typeof progress === 'object' && typeof (progress as { percent?: unknown }).percent === 'number') {
-    const { percent, ...detail } = progress as { percent: number };
-    return { percent, detail };
-  }
-  return undefined;
+/** The API sends the percent (0–100) and its detail (phase, counts, rates, eta_s) side by side. */
+function percentOf(percent: unknown, detail: unknown): { percent: number; detail: Record<string, unknown> } | undefined {
+  if (typeof percent !== 'number') return undefined;
+  return { percent, detail: detail && typeof detail === 'object' ? (detail as Record<string, unknown>) : {} };
 }
 
 /** Enqueued: with `wait`, follows the job to its end; without, prints its id for scripts. */

@@ -1,6 +1,8 @@
 /**
- * A job's progress on stderr. On a terminal one line is redrawn in place; in a log file or a
- * pipe, redraws would be noise, so a line is printed each time another 10 % is done.
+ * A job's progress on stderr. On a terminal one line is redrawn in place. In a log file or a
+ * pipe, redraws would be noise, so a line is printed per change: each new state (waiting,
+ * active, completed…) once, in the order it happened, and each further 10 % done with the job's
+ * rates and ETA.
  */
 const WIDTH = 30;
 
@@ -18,28 +20,30 @@ export class ProgressBar {
     this.tty = out.isTTY === true;
   }
 
-  /** `detail` is the job's own progress fields (counts, rates), shown after the bar on a terminal. */
+  /** `detail` is the job's own progress fields (counts, rates, eta_s), shown after the bar. */
   update(percent: number, detail: Record<string, unknown> = this.detail): void {
     this.detail = detail;
     const p = Math.min(Math.max(percent, 0), 100);
+    const extra = Object.entries(detail)
+      .filter(([, v]) => typeof v === 'number' || typeof v === 'string')
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
     if (this.tty) {
       const filled = Math.round((p / 100) * WIDTH);
-      const extra = Object.entries(detail)
-        .filter(([, v]) => typeof v === 'number' || typeof v === 'string')
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' ');
       this.out.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(WIDTH - filled)}] ${p.toFixed(1).padStart(5)}% ${extra}\x1b[K`);
       this.drawn = true;
       return;
     }
+    // progress means the job runs: a log says so before the first percent, whatever came first
+    if (p < 100 && ['', 'waiting', 'delayed', 'prioritized'].includes(this.lastStatus)) this.status('active');
     const decile = Math.floor(p / 10);
     if (decile > this.lastDecile) {
       this.lastDecile = decile;
-      this.out.write(`${this.label} ${decile * 10}%\n`);
+      this.out.write(`${this.label} ${decile * 10}%${extra ? ` ${extra}` : ''}\n`);
     }
   }
 
-  /** A status word instead of a bar (waiting, running). */
+  /** A state instead of a bar (waiting, active, completed); printed once per change. */
   status(text: string): void {
     if (text === this.lastStatus) return;
     this.lastStatus = text;
@@ -51,8 +55,9 @@ export class ProgressBar {
     }
   }
 
-  /** Ends the redrawn line so what follows starts on its own. */
-  finish(): void {
+  /** Ends the redrawn line so what follows starts on its own; off a terminal, says the final state. */
+  finish(finalState?: string): void {
+    if (!this.tty && finalState) this.status(finalState);
     if (this.drawn) this.out.write('\n');
     this.drawn = false;
   }

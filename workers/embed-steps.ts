@@ -17,7 +17,7 @@ import { buildInThread } from '../shared/vectors/index/run-build.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import type { WorkerContext } from './context.ts';
 import { fanOutShards, reportShardBatch } from './fan-out.ts';
-import { jobProgress } from './job-progress.ts';
+import { jobProgress, progressStore } from './job-progress.ts';
 import { indexLockKey } from '../shared/catalog/lock-keys.ts';
 import type { IndexLease } from './index-lease.ts';
 
@@ -36,6 +36,7 @@ export async function planShards(job: Job, token: string, ctx: WorkerContext, bu
   await fanOutShards(
     job,
     token,
+    progressStore(ctx),
     ctx.queue('embed'),
     Array.from({ length: shards }, (_, shard) => ({
       kind: 'shard' as const, index: index.name, bucket: bucket.name, parent_job: job.id!, parent_queue: parentQueue, started_at: startedAt,
@@ -70,10 +71,10 @@ export async function runShard(job: Job, ctx: WorkerContext, s: ShardData): Prom
   const provider = providerFor({ provider: s.provider, ...(s.model ? { model: s.model } : {}) }, ctx.config);
   const parentQueue = ctx.queue(s.parent_queue);
   const outcome = await embedShard({
-    chunks, provider, dims: index.embedding.dims, out, progress: jobProgress(job),
+    chunks, provider, dims: index.embedding.dims, out, progress: jobProgress(job, progressStore(ctx)),
     // one call feeds every local thread a full sub-batch (remote providers split it into requests)
     batch: ctx.config.embedding.batchSize * ctx.config.embedding.localThreads,
-    onBatch: (n) => reportShardBatch(ctx.redis, ctx.config.queuePrefix, parentQueue, s.parent_job, n, s.chunks_total, s.started_at).catch(() => {}),
+    onBatch: (n) => reportShardBatch(progressStore(ctx), ctx.redis, ctx.config.queuePrefix, parentQueue, s.parent_job, n, s.chunks_total, s.started_at).catch(() => {}),
   });
   return { shard: s.shard, rows: outcome.rows, file };
 }
@@ -142,9 +143,9 @@ export function assertBaseGeneration(manifest: IndexManifest, base: number | und
 }
 
 /** A fresh graph over every listed vector (no tombstones). */
-export function fullBuild(job: Job, bucket: Bucket, index: IndexManifest, vectorFiles: string[]): GenerationPlan['make'] {
+export function fullBuild(job: Job, ctx: WorkerContext, bucket: Bucket, index: IndexManifest, vectorFiles: string[]): GenerationPlan['make'] {
   const dir = indexDir(bucket.root, index.name);
-  const progress = jobProgress(job);
+  const progress = jobProgress(job, progressStore(ctx));
   return async (outDir) => {
     const built = await buildInThread(
       { kind: 'build', options: { files: vectorFiles.map((f) => bucket.root.inside(dir, f)), dims: index.embedding.dims, m: index.hnsw.m, efConstruction: index.hnsw.ef_construction, efSearch: index.hnsw.ef_search, outDir } },

@@ -11,6 +11,9 @@ import type { JobEvent } from '../job-events.ts';
 import { enqueuedSchema, errorClass, failedEvent, jobStates, jobView, jobViewSchema, type JobView } from '../job-view.ts';
 import { fromZod } from '../problem.ts';
 import type { RouteTable } from '../route-table.ts';
+import { JobProgressStore, progressNumber } from '../../queues/job-progress-store.ts';
+
+const progressStore = (deps: ApiDeps) => new JobProgressStore(deps.redis, deps.config.queuePrefix);
 
 /** BullMQ ids: no ':' (key separator) and not a bare integer (clashes with generated ids). */
 export const jobIdSchema = z
@@ -74,7 +77,8 @@ async function findJob(deps: ApiDeps, queue: string, id: string): Promise<Job> {
 async function readJobView(deps: ApiDeps, queue: string, id: string, role: Role): Promise<JobView> {
   const state = await deps.producer.queue(queue).getJobState(id);
   if (state === 'unknown') throw noSuchJob(queue, id);
-  return jobView(await findJob(deps, queue, id), state, role);
+  const [job, meta] = await Promise.all([findJob(deps, queue, id), progressStore(deps).read(queue, id)]);
+  return jobView(job, state, role, meta);
 }
 
 export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
@@ -141,9 +145,11 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
         q.getJobCounts(...jobStates),
       ]);
       const total = counts[query.state] ?? 0;
+      const found = jobs.filter(Boolean);
+      const metas = await progressStore(deps).readMany(params.queue, found.map((j) => j.id!));
       ctx.body = {
         queue: params.queue, state: query.state, counts,
-        jobs: jobs.filter(Boolean).map((j) => jobView(j, query.state, caller(ctx).role)),
+        jobs: found.map((j) => jobView(j, query.state, caller(ctx).role, metas.get(j.id!))),
         next_start: query.start + query.limit < total ? query.start + query.limit : null,
       };
     },
@@ -162,7 +168,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
   table.add(
     {
       method: 'get', path: '/jobs/:queue/:id/events', tag: 'jobs', role: 'reader',
-      summary: 'Server-Sent Events for one job: state (first), active, progress, completed, failed; the stream ends when the job does',
+      summary: 'Server-Sent Events for one job: state (first, a job view), active, progress ({percent 0–100, detail: phase, counts, rates, eta_s}), completed, failed; the stream ends when the job does',
       params: jobParams, responses: { 200: { description: 'an event stream', contentType: 'text/event-stream', schema: z.string() } },
     },
     async (ctx, { params }) => streamJobEvents(ctx, deps, params.queue, params.id),
@@ -192,6 +198,7 @@ export function jobRoutes(table: RouteTable, deps: ApiDeps): void {
       const state = await job.getState();
       if (state === 'active') throw new ConflictError(`job ${params.id} is running; wait for it to finish or fail`);
       await job.remove();
+      await progressStore(deps).remove(params.queue, params.id);
       ctx.status = 204;
     },
   );
@@ -234,9 +241,19 @@ async function streamJobEvents(ctx: Context, deps: ApiDeps, queue: string, id: s
       .then((job) => errorClass(job), () => 'Error')
       .then((cls) => (send('failed', failedEvent(undefined, role, cls)), end()));
   };
+  // BullMQ's progress event carries the number; its detail is read beside it. Deliveries are
+  // chained so the read cannot reorder a progress after the event that follows it.
+  const store = progressStore(deps);
+  let chain = Promise.resolve();
   const deliver = (e: JobEvent) => {
-    if (e.type === 'progress') send('progress', e.data);
-    else if (e.type === 'active') send('active', {});
+    chain = chain.then(() => deliverNow(e), () => deliverNow(e));
+  };
+  const deliverNow = async (e: JobEvent) => {
+    if (ended) return;
+    if (e.type === 'progress') {
+      const meta = await store.read(queue, id).catch(() => ({ detail: undefined }));
+      send('progress', { percent: progressNumber(e.data), detail: meta.detail ?? {} });
+    } else if (e.type === 'active') send('active', {});
     else if (e.type === 'completed') (send('completed', { result: e.result }), end());
     else failed(e.reason);
   };

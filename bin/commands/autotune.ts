@@ -115,7 +115,7 @@ export function render(result: AutotuneResult): string {
     t.build_seconds.toFixed(2),
     ...(marked ? [t.trial_id === result.winner!.trial_id ? 'winner' : ''] : []),
   ]);
-  const headers = ['config', 'recall', 'p50 ms', 'p95 ms', 'build s', ...(marked ? [''] : [])];
+  const headers = ['config', 'recall', 'p50 ms', 'p95 ms', 'build s', ...(marked ? ['best'] : [])];
   const table = rows.length === 0 ? '(no trial finished)\n' : formatTable(headers, rows, ['left', 'right', 'right', 'right', 'right', 'left']);
   const serving = result.promoted && result.generation !== null ? ` (index ${result.index} now serves generation ${result.generation})` : '';
   return `${table}eval set ${result.evalset}\npromoted: ${result.promoted ? 'yes' : 'no'}${serving}: ${result.reason}\n`;

@@ -518,7 +518,7 @@ describe('autotune', { timeout: 180_000 }, () => {
     const { result } = await completed(`/jobs/autotune/${encodeURIComponent(jobId)}`);
 
     const lines = cli.stdout.trimEnd().split('\n');
-    assert.match(lines[0]!, /^config\s+recall\s+p50 ms\s+p95 ms\s+build s$/, cli.stdout);
+    assert.match(lines[0]!, /^config\s+recall\s+p50 ms\s+p95 ms\s+build s\s+best$/, `every column has a header\n${cli.stdout}`);
     assert.match(lines[1]!, /^-+( +-+){5}$/, cli.stdout);
     const rows = lines.slice(2, 9);
     const rowRe = /^(m\d+-efc\d+-efs\d+)\s+(\d\.\d{4})\s+(\d+\.\d{3})\s+(\d+\.\d{3})\s+(\d+\.\d{2})(\s+winner)?$/;

@@ -20,7 +20,7 @@ import { isPermanent } from '../permanent-failure.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { locateIndex } from '../embed-steps.ts';
 import { fanOutTrials } from '../fan-out.ts';
-import { jobProgress } from '../job-progress.ts';
+import { jobProgress, progressStore, setProgress } from '../job-progress.ts';
 
 type Payload = z.output<typeof autotuneJobPayload>;
 type Result = z.output<typeof autotuneResult>;
@@ -61,14 +61,14 @@ async function reportTrialDone(ctx: WorkerContext, job: Job): Promise<void> {
   const c = await parent.getDependenciesCount();
   const done = (c.processed ?? 0) + (c.failed ?? 0) + (c.ignored ?? 0) + 1; // this one is not counted yet
   const total = done - 1 + (c.unprocessed ?? 0);
-  await parent.updateProgress({ percent: Math.round((Math.min(done / Math.max(total, 1), 1) * 95) * 10) / 10, phase: 'trials', trials_done: Math.min(done, total), trials_total: total });
+  await setProgress(progressStore(ctx), parent, Math.min(done / Math.max(total, 1), 1) * 95, { phase: 'trials', trials_done: Math.min(done, total), trials_total: total });
 }
 
 async function trial(job: Job, ctx: WorkerContext, p: z.output<typeof trialPayload>): Promise<TrialRecord> {
   const bucket = ctx.buckets.get(p.bucket);
   return runAndRecordTrial({
     root: bucket.root, index: p.index, evalset: p.evalset, config: p.config, k: p.k, by: p.by,
-    jobTag: p.parent_tag, jobId: job.id!, progress: jobProgress(job),
+    jobTag: p.parent_tag, jobId: job.id!, progress: jobProgress(job, progressStore(ctx)),
   });
 }
 
@@ -98,7 +98,7 @@ async function orchestrate(job: Job, token: string, ctx: WorkerContext, p: Extra
     const evalsetId = p.evalset ?? (await ensureGeneratedSet(ctx, bucket, index, `es-${tag}`.toLowerCase(), p.queries, p.k));
     p = { ...p, step: 'decide', evalset_id: evalsetId, started_at: Date.now() };
     await job.updateData(p);
-    await fanOutTrials(job, token, ctx.queue('autotune'), grid.map((config) => ({
+    await fanOutTrials(job, token, progressStore(ctx), ctx.queue('autotune'), grid.map((config) => ({
       kind: 'trial' as const, index: p.index, bucket: bucket.name, evalset: evalsetId, k: p.k, config, parent_tag: tag, by: 'autotune' as const,
     })));
   }
@@ -139,7 +139,7 @@ async function agentTick(job: Job, ctx: WorkerContext, p: Extract<Payload, { kin
   const config: HnswConfig | undefined = proposeNext({ journal, seed: 1 });
   if (!config) return { ran: false, reason: 'every config near the champion has been tried' };
   const evalset = p.evalset ?? (await agentEvalSet(ctx, bucket, index, p.k));
-  const record = await runAndRecordTrial({ root: bucket.root, index: p.index, evalset, config, k: p.k, by: 'agent', jobTag: jobTag(job.queueName, job.id!), jobId: job.id!, progress: jobProgress(job) });
+  const record = await runAndRecordTrial({ root: bucket.root, index: p.index, evalset, config, k: p.k, by: 'agent', jobTag: jobTag(job.queueName, job.id!), jobId: job.id!, progress: jobProgress(job, progressStore(ctx)) });
   await fs.rm(trialBuildDir(bucket.root, p.index, record.trial_id), { recursive: true, force: true }); // promote by hand rebuilds it
   return { ran: true, reason: `tried ${configKey(config)}`, trial: summary(record) };
 }

@@ -15,6 +15,7 @@ import { removeUnbuiltIndex } from '../../shared/vectors/index/index-admin.ts';
 import { refreshSchedulerId } from '../../queues/refresh.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { syncRefreshSchedule } from '../refresh-schedule.ts';
+import { progressStore, setProgress } from '../job-progress.ts';
 
 type Payload = z.output<typeof embedJobPayload>;
 type EmbedPayload = Extract<Payload, { kind: 'embed' }>;
@@ -70,7 +71,7 @@ async function underLease(job: Job, token: string, ctx: WorkerContext, p: EmbedP
       },
     });
     await syncRefreshSchedule(ctx, index);
-    await job.updateProgress({ percent: 1, phase: 'chunking' });
+    await setProgress(progressStore(ctx), job, 1, { phase: 'chunking' });
     const { chunks, docs } = await datasetChunks(ctx.buckets, dataset, p, { size: p.chunk_size, overlap: p.overlap });
     if (chunks.length === 0) throw new UnrecoverableError(`dataset ${p.dataset} has no text in column ${p.text_column} to embed`);
     // remembered before parking: the job resumes in the build step, maybe on another worker
@@ -89,10 +90,10 @@ async function underLease(job: Job, token: string, ctx: WorkerContext, p: EmbedP
   const { manifest, generation } = done ? { manifest: index, generation: done } : await commitNewGeneration(ctx, bucket, p.index, {
     vectorFiles: files, tombstoneFiles: [], sourceVersion: p.source_version ?? null,
     stats: { docs: p.docs ?? 0, chunks: p.chunks ?? 0 },
-    make: fullBuild(job, bucket, index, files),
+    make: fullBuild(job, ctx, bucket, index, files),
   }, lease);
   await removeWork(bucket, p.index, job);
-  await job.updateProgress({ percent: 100, phase: 'done', chunks_done: p.chunks ?? 0, chunks_total: p.chunks ?? 0 });
+  await setProgress(progressStore(ctx), job, 100, { phase: 'done', chunks_done: p.chunks ?? 0, chunks_total: p.chunks ?? 0 });
   return {
     index: p.index, generation: generation.id, docs: manifest.stats.docs, chunks: manifest.stats.chunks, dims: manifest.embedding.dims,
     seconds: Math.round((Date.now() - (p.started_at ?? job.timestamp)) / 100) / 10,

@@ -13,7 +13,7 @@ import { isPermanent } from '../permanent-failure.ts';
 import { redactFailure } from '../redacted-failure.ts';
 import { workerContext, type WorkerContext } from '../context.ts';
 import { datasetLockKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
-import { jobProgress } from '../job-progress.ts';
+import { jobProgress, progressStore } from '../job-progress.ts';
 
 type Payload = z.output<typeof ingestPayload>;
 
@@ -33,7 +33,7 @@ export default async function ingest(job: Job): Promise<z.output<typeof ingestRe
       mode: payload.mode,
       jobId: job.id!,
       source,
-      progress: jobProgress(job),
+      progress: jobProgress(job, progressStore(ctx)),
     });
     if (payload.source.kind === 'upload') {
       const staged = ctx.buckets.primary.inside(ctx.buckets.primary.root, payload.source.path);

@@ -22,7 +22,7 @@ import { workerContext, type WorkerContext } from '../context.ts';
 import { assertBaseGeneration, commitNewGeneration, committedBy, fullBuild, locateIndex, planShards, removeWork } from '../embed-steps.ts';
 import { withIndexLease, type IndexLease } from '../index-lease.ts';
 import { indexLockKey } from '../../shared/catalog/lock-keys.ts';
-import { jobProgress } from '../job-progress.ts';
+import { jobProgress, progressStore, setProgress } from '../job-progress.ts';
 import { shardCount } from './embed.ts';
 
 type Payload = z.output<typeof refreshPayload>;
@@ -94,7 +94,7 @@ async function underLease(job: Job, token: string, ctx: WorkerContext, p: Payloa
 async function finish(job: Job, ctx: WorkerContext, bucket: Bucket, index: IndexManifest, p: Payload, outcome: { generation: number; rebuilt: boolean }): Promise<Result> {
   await removeWork(bucket, index.name, job);
   await wakeAgent(ctx, index, p.embedded_chunks ?? 0);
-  await job.updateProgress({ percent: 100, phase: 'done' });
+  await setProgress(progressStore(ctx), job, 100, { phase: 'done' });
   return {
     index: index.name, added: p.added ?? 0, changed: p.changed ?? 0, deleted: p.deleted ?? 0, embedded_chunks: p.embedded_chunks ?? 0,
     generation: outcome.generation, rebuilt: outcome.rebuilt, seconds: Math.round((Date.now() - (p.started_at ?? job.timestamp)) / 100) / 10,
@@ -121,12 +121,12 @@ async function nextGeneration(
   const tombstoneFiles = [...current.tombstone_files, ...(tomb ? [tomb.file] : [])];
   const liveChunks = current.count - current.deleted - removed.length + (p.embedded_chunks ?? 0);
   const stats = { docs: p.docs ?? index.stats.docs, chunks: liveChunks };
-  const progress = jobProgress(job);
+  const progress = jobProgress(job, progressStore(ctx));
   if (shouldRebuild(current.count + (p.embedded_chunks ?? 0), current.deleted + removed.length)) {
     const compacted = path.join('vectors', `part-${tag}-compact.parquet`);
     await compactVectors({ files: abs(bucket, dir, vectorFiles), tombstoneFiles: abs(bucket, dir, tombstoneFiles), outFile: path.join(dir, compacted) });
     const made = await commitNewGeneration(ctx, bucket, index.name, {
-      vectorFiles: [compacted], tombstoneFiles: [], sourceVersion: p.source_version ?? null, stats, make: fullBuild(job, bucket, index, [compacted]),
+      vectorFiles: [compacted], tombstoneFiles: [], sourceVersion: p.source_version ?? null, stats, make: fullBuild(job, ctx, bucket, index, [compacted]),
     }, lease);
     return { generation: made.generation.id, rebuilt: true };
   }
