@@ -36,7 +36,7 @@ export const PROGRESS_DETAIL_TTL_MS = DEFAULT_JOB_OPTIONS.removeOnFail.age * 100
 
 const KEY_RE = /^[a-z][a-z0-9_]{0,40}$/;
 /** The phases our processors name (shared/ingest/ingest-source.ts, workers/…); any other string is dropped. */
-export const PROGRESS_PHASES = new Set(['fingerprint', 'convert', 'fetch', 'pii scan', 'chunking', 'embedding', 'index build', 'index update', 'trials', 'done']);
+export const PROGRESS_PHASES = new Set(['fingerprint', 'check', 'convert', 'fetch', 'pii scan', 'chunking', 'embedding', 'index build', 'index update', 'trials', 'done']);
 const MAX_FIELDS = 16;
 
 /**
