@@ -192,7 +192,7 @@ async function ingest(c: Case, dataset: string, source: Source, onError: 'fail' 
     return { refused: true };
   }
   assert.equal(res.status, 202, `${c.name}: enqueue answered ${res.status} ${res.text.slice(0, 300)}`);
-  return finishedJob((p) => as(READER, p), res.headers.get('location')!);
+  return finishedJob((p) => as(WRITER, p), res.headers.get('location')!);
 }
 
 async function assertNotInCatalog(dataset: string, what: string): Promise<void> {
