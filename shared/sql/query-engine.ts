@@ -388,7 +388,8 @@ export class QueryEngine {
     } catch (err) {
       const reason = summarise(errorMessage(err));
       if (columns === undefined) await this.transaction(this.full, [unavailableViewSql(MAIN_SCHEMA, view, reason)]);
-      await this.transaction(this.reader, [unavailableViewSql(READER_SCHEMA, view, reason)]);
+      // readers learn that the dataset cannot be read and why, not where its files live
+      await this.transaction(this.reader, [unavailableViewSql(READER_SCHEMA, view, withoutPaths(reason))]);
       this.views.set(view.name, { key: RETRY_NEXT_SYNC, columns: columns ?? [], dirs });
     }
   }
@@ -527,6 +528,11 @@ function dropViewSql(schema: string, name: string): string {
 function unavailableViewSql(schema: string, { name, version }: DatasetView, reason: string): string {
   const message = quoteString(`Dataset ${name} (version ${version}) cannot be read: ${reason}`);
   return `CREATE OR REPLACE VIEW ${schema}.${quoteIdent(name)} AS SELECT NULL AS unavailable FROM range(1) WHERE error(${message}) IS NULL`;
+}
+
+/** Absolute paths in a message, quoted or not, become `…`. */
+function withoutPaths(message: string): string {
+  return message.replace(/(["']?)\/[^\s"']+\1/g, '$1…$1');
 }
 
 function quoteString(value: string): string {

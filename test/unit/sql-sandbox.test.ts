@@ -122,6 +122,12 @@ describe('views', () => {
       { name: 'broken', version: 7, files: [missing] },
     ]);
     await rejectsWith(engine.query('SELECT count(*) FROM broken', LIMITS), 400, /Dataset broken \(version 7\) cannot be read: IO Error/);
+    // readers are told why, not where the files live
+    await assert.rejects(engine.query('SELECT count(*) FROM broken', { ...LIMITS, role: 'reader' }), (err: Error) => {
+      assert.match(err.message, /Dataset broken \(version 7\) cannot be read: IO Error/);
+      assert.ok(!err.message.includes(root), err.message);
+      return true;
+    });
     assert.deepEqual((await engine.query('SELECT count(*) AS n FROM sales', LIMITS)).rows, [{ n: 1500 }]);
     // once the file exists, the next sync retries and the view works
     await fs.copyFile(part1, missing);
