@@ -28,9 +28,9 @@ export interface BoardOptions {
 
 /** Board API calls that write a job payload, bypassing the Producer. */
 const PAYLOAD_WRITES: { method: string; path: RegExp; instead: string }[] = [
-  { method: 'POST', path: /\/api\/queues\/[^/]+\/add\/?$/, instead: 'POST /jobs/:queue' },
-  { method: 'PATCH', path: /\/api\/queues\/[^/]+\/[^/]+\/update-data\/?$/, instead: 'a new job via POST /jobs/:queue' },
-  { method: 'PATCH', path: /\/api\/queues\/[^/]+\/job-schedulers\/[^/]+\/?$/, instead: 'PUT /schedules/:id' },
+  { method: 'POST', path: /\/api\/queues\/[^/]+\/add\/?$/i, instead: 'POST /jobs/:queue' },
+  { method: 'PATCH', path: /\/api\/queues\/[^/]+\/[^/]+\/update-data\/?$/i, instead: 'a new job via POST /jobs/:queue' },
+  { method: 'PATCH', path: /\/api\/queues\/[^/]+\/job-schedulers\/[^/]+\/?$/i, instead: 'PUT /schedules/:id' },
 ];
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);

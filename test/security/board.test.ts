@@ -168,9 +168,12 @@ describe('Bull Board: cross-site requests', { timeout: 120_000 }, () => {
     const writer = await send(api.url, 'PUT', `/admin/queues/api/queues/ingest/${failedJob}/retry`, { ...basic(WRITER), ...sameOrigin });
     assert.equal(writer.status, 401, 'a writer key opens no board');
     const before = await queueState();
-    const add = await send(api.url, 'POST', '/admin/queues/api/queues/ingest/add', { ...basic(ADMIN), ...sameOrigin }, { name: 'x', data: { dataset: 'board', source: { kind: 'postgres', dsn: DSN, query: 'SELECT 1' } } });
-    assert.equal(add.status, 403, add.text);
-    assert.match(add.json.detail, /POST \/jobs\/:queue/);
+    // the board's router matches paths in any case and with a trailing slash: so does the guard
+    for (const path of ['/admin/queues/api/queues/ingest/add', '/admin/queues/api/queues/ingest/ADD', '/admin/queues/api/queues/ingest/Add/']) {
+      const add = await send(api.url, 'POST', path, { ...basic(ADMIN), ...sameOrigin }, { name: 'x', data: { dataset: 'board', source: { kind: 'postgres', dsn: DSN, query: 'SELECT 1' } } });
+      assert.equal(add.status, 403, `${path}: ${add.text}`);
+      assert.match(add.json.detail, /POST \/jobs\/:queue/);
+    }
     const edit = await send(api.url, 'PATCH', `/admin/queues/api/queues/ingest/${delayedJob}/update-data`, { ...basic(ADMIN), ...sameOrigin }, { data: { dataset: 'other' } });
     assert.equal(edit.status, 403, edit.text);
     assert.equal(await queueState(), before, 'refused payload writes changed nothing');
