@@ -213,7 +213,7 @@ describe('eval set storage', () => {
   it('validates supplied items', async () => {
     const embed = async (t: string[]) => t.map(() => rows[0]!.vector);
     await assert.rejects(suppliedEvalSet({ index: manifest, k: 5, items: [{ query: 'q', relevant_doc_ids: [] }], embed }), /relevant_doc_ids/);
-    await assert.rejects(suppliedEvalSet({ index: manifest, k: 5, items: [], embed }));
+    await assert.rejects(suppliedEvalSet({ index: manifest, k: 5, items: [], embed }), { name: 'ZodError', message: /expected array to have >=1 items/ });
   });
 });
 
