@@ -6,7 +6,7 @@ import { promote, promotionRegistrySchema, readPromotion, rollback } from '../..
 import { indexLeaseKey, indexLockKey } from '../../shared/catalog/lock-keys.ts';
 import { NotFoundError } from '../../shared/errors.ts';
 import { entityName } from '../../shared/storage/names.ts';
-import { MASK } from '../../shared/vectors/index-search.ts';
+import { MASK } from '../../shared/sql/sql-text.ts';
 import { caller } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { enqueuedSchema } from '../job-view.ts';

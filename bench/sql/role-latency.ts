@@ -9,7 +9,7 @@
  * the three sides interleaved, the order rotated per run.
  */
 import type { QueryEngine } from '../../shared/sql/query-engine.ts';
-import { MASK } from '../../shared/sql/reader-copies.ts';
+import { MASK } from '../../shared/sql/sql-text.ts';
 import type { RawSql } from '../ingest/raw-duckdb.ts';
 import { startCpuMeter } from '../cpu-meter.ts';
 import { DATASET } from './reader-copy-cost.ts';

@@ -6,6 +6,7 @@
  * through the same guard, engine, limits and audit as POST /query.
  */
 import { BadRequestError } from '../errors.ts';
+import { quoteIdent } from './sql-text.ts';
 
 export function filterQuerySql(dataset: string, idColumn: string, filter: string): string {
   return `SELECT DISTINCT CAST(${quoteIdent(idColumn)} AS VARCHAR) AS doc_id FROM ${quoteIdent(dataset)} WHERE (${filter})`;
@@ -47,8 +48,4 @@ function field(value: Json | undefined, key: string | undefined): { [key: string
 
 function empty(value: Json | undefined): boolean {
   return Array.isArray(value) && value.length === 0;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }

@@ -58,6 +58,7 @@ import { nearNames } from '../catalog/near-names.ts';
 import { analyseTree, assertReaderMayRun, toReferences, type DatasetColumns, type QueryReferences, type QueryShape } from './reader-guard.ts';
 import { allowedReaderFunctions } from './reader-functions.ts';
 import { ensureReaderCopies, pruneReaderCopies } from './reader-copies.ts';
+import { quoteIdent, quoteString } from './sql-text.ts';
 
 /** A catalog dataset as the engine exposes it. */
 export interface DatasetView {
@@ -535,13 +536,7 @@ function withoutPaths(message: string): string {
   return message.replace(/(["']?)\/[^\s"']+\1/g, '$1…$1');
 }
 
-function quoteString(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
 
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Running one query

@@ -13,8 +13,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { getDataset, partFiles } from '../catalog/catalog.ts';
 import { maskedColumns } from '../catalog/manifest.ts';
 import type { Buckets } from '../storage/buckets.ts';
-
-export const MASK = '***';
+import { asciiLower, MASK, quoteIdent, quoteString } from './sql-text.ts';
 
 export interface ReaderCopyRequest {
   /** The dataset's parts, absolute paths. */
@@ -111,16 +110,4 @@ async function maskedCopy(full: DuckDBConnection, file: string, target: string, 
 
 async function exists(file: string): Promise<boolean> {
   return fs.access(file).then(() => true, () => false);
-}
-
-function asciiLower(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
-}
-
-function quoteString(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }

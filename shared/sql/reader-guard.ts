@@ -26,6 +26,7 @@
  * CTE, whose own select lists are counted where they are written).
  */
 import { BadRequestError } from '../errors.ts';
+import { asciiLower } from './sql-text.ts';
 import { nearNames } from '../catalog/near-names.ts';
 
 export interface ColumnRef {
@@ -431,7 +432,7 @@ function asArray(value: Json | undefined): Json[] {
 
 /** ASCII-only lower case, as DuckDB folds identifiers (see "plain identifier" above). */
 function lower(value: Json | undefined): string {
-  return typeof value === 'string' ? value.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32)) : '';
+  return typeof value === 'string' ? asciiLower(value) : '';
 }
 
 function isAscii(value: Json | undefined): boolean {

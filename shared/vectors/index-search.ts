@@ -15,6 +15,7 @@ import type { Config } from '../config.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import type { Caller, CatalogQuery } from '../sql/catalog-query.ts';
 import { assertFilterShape, filterQuerySql } from '../sql/filter-query.ts';
+import { MASK } from '../sql/sql-text.ts';
 import type { Buckets } from '../storage/buckets.ts';
 import { providerFor } from './embedding/provider-cache.ts';
 import type { ProviderSpec } from './embedding/provider.ts';
@@ -47,8 +48,6 @@ export interface SearchResponse {
   plan: 'hnsw' | 'exact' | 'hnsw-filtered';
   matched_docs?: number;
 }
-
-export const MASK = '***';
 
 export class IndexSearcher {
   private readonly cache: IndexCache<LoadedGeneration>;
